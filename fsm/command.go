@@ -16,7 +16,7 @@ const IgnoreUnknownFlag CommandType = 0x80
 const (
 	CmdNodeUpsert         CommandType = 1  // NodeUpsert
 	CmdLeaseRenew         CommandType = 2  // LeaseRenew
-	CmdNodeLost           CommandType = 3  // NodeLost
+	CmdLeaseExpire        CommandType = 3  // LeaseExpire
 	CmdNodeState          CommandType = 4  // NodeStateChange
 	CmdNodeRemove         CommandType = 5  // NodeRemove
 	CmdWorkloadSubmit     CommandType = 6  // WorkloadSubmit
@@ -57,10 +57,10 @@ type LeaseRenew struct {
 	TTL   time.Duration `json:"ttl"`
 }
 
-// NodeLost marks a node lost when its lease really lapsed: it applies only
+// LeaseExpire marks a node lost when its lease really lapsed: it applies only
 // if the node's LeaseExpiry is not after At (a renewal that raced ahead of
 // this command wins) and its state is not left; otherwise ErrLeaseValid.
-type NodeLost struct {
+type LeaseExpire struct {
 	Node string    `json:"node"`
 	At   time.Time `json:"at"`
 }
@@ -191,7 +191,7 @@ type HazardRecord struct {
 // Type implementations.
 func (NodeUpsert) Type() CommandType          { return CmdNodeUpsert }
 func (LeaseRenew) Type() CommandType          { return CmdLeaseRenew }
-func (NodeLost) Type() CommandType            { return CmdNodeLost }
+func (LeaseExpire) Type() CommandType         { return CmdLeaseExpire }
 func (NodeStateChange) Type() CommandType     { return CmdNodeState }
 func (NodeRemove) Type() CommandType          { return CmdNodeRemove }
 func (WorkloadSubmit) Type() CommandType      { return CmdWorkloadSubmit }

@@ -19,11 +19,11 @@ type NodeState string
 
 // Node states. Suspect is never stored: it comes from gossip only.
 const (
-	NodeAlive     NodeState = "alive"
-	NodeDoomed    NodeState = "doomed"
-	NodeDraining  NodeState = "draining"
-	NodeStateLost NodeState = "lost"
-	NodeLeft      NodeState = "left"
+	NodeAlive    NodeState = "alive"
+	NodeDoomed   NodeState = "doomed"
+	NodeDraining NodeState = "draining"
+	NodeLost     NodeState = "lost"
+	NodeLeft     NodeState = "left"
 )
 
 // Resources is an amount of memory and CPU, requested or offered.
