@@ -1,0 +1,38 @@
+# lifeboat — build, test, demo. `make test` and `make demo` install what
+# they need themselves (deploy/deps.sh), so both work on a fresh machine.
+
+GO      ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+BIN     := bin/lifeboat
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+export GOFLAGS := -buildvcs=false
+
+.PHONY: all build deps test test-short demo lint bench clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/lifeboat
+
+deps:
+	@bash deploy/deps.sh
+
+# The full suite, race detector on; process-level tests use bin/lifeboat.
+test: deps build
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 40m ./...
+
+test-short: build
+	$(GO) test -race -short -count=1 ./...
+
+demo: deps build
+	$(BIN) demo
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+bench: deps build
+	bash deploy/bench.sh
+
+clean:
+	rm -rf bin

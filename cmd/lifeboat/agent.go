@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lifeboat/lifeboat/gossip"
+	"github.com/lifeboat/lifeboat/node"
+	"github.com/lifeboat/lifeboat/node/cloud"
+)
+
+// agentFlags are the agent's settings as typed; toConfig turns them into a
+// node.Config.
+type agentFlags struct {
+	cfg        node.Config
+	cloud      string
+	gossipKeys []string
+	logLevel   string
+	logFormat  string
+	configFile string
+}
+
+func newAgentCmd() *cobra.Command {
+	af := &agentFlags{cfg: node.DefaultConfig()}
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run a peer",
+		Long: "Run a lifeboat peer. Every flag can also be set as LIFEBOAT_<FLAG_NAME> " +
+			"(e.g. LIFEBOAT_DATA_DIR) or as a key of the YAML file given with --config; " +
+			"the command line wins over the environment, which wins over the file.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applySources(cmd, os.Getenv); err != nil {
+				return err
+			}
+			cfg, err := af.toConfig()
+			if err != nil {
+				return err
+			}
+			return runAgent(cmd, cfg)
+		},
+	}
+	af.register(cmd)
+	return cmd
+}
+
+func (af *agentFlags) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	c := &af.cfg
+	host, _ := os.Hostname()
+	f.StringVar(&c.Name, "name", host, "node name")
+	f.StringVar(&c.DataDir, "data-dir", c.DataDir, "Raft log, checkpoints, workload logs")
+	f.StringVar(&c.BindAddr, "bind", c.BindAddr, "address of every listener")
+	f.StringVar(&c.AdvertiseAddr, "advertise", "", "address peers use to reach this one (default: bind, or the first non-loopback)")
+	f.StringSliceVar(&c.Join, "join", nil, "gossip address(es) of running peers, host[:port]")
+	f.IntVar(&c.BootstrapExpect, "bootstrap-expect", 0, "wait for N peers before the first election (0: join an existing cluster)")
+	f.IntVar(&c.Voters, "voters", c.Voters, "Raft voters kept by autopilot (3 or 5)")
+	f.IntVar(&c.Spares, "spares", c.Spares, "Raft non-voters kept warm for promotion")
+	f.StringVar(&af.cloud, "cloud", "auto", "where termination notices and identity come from: auto|aws|gcp|azure|none")
+	f.StringVar(&c.Region, "region", "", "region (overrides the metadata service)")
+	f.StringVar(&c.Zone, "zone", "", "zone (overrides the metadata service)")
+	f.StringVar(&c.InstanceType, "instance-type", "", "instance type (overrides the metadata service)")
+	f.StringVar(&c.InstanceID, "instance-id", "", "instance id (overrides the metadata service)")
+	f.StringVar(&c.Lifecycle, "lifecycle", "", "spot or on-demand (overrides the metadata service)")
+	f.IntVar(&c.GossipPort, "gossip-port", c.GossipPort, "gossip (memberlist) port, TCP and UDP")
+	f.IntVar(&c.RaftPort, "raft-port", c.RaftPort, "Raft transport port")
+	f.IntVar(&c.TransferPort, "transfer-port", c.TransferPort, "checkpoint transfer (QUIC) port")
+	f.IntVar(&c.HTTPPort, "http-port", c.HTTPPort, "admin API port")
+	f.IntVar(&c.IngressPort, "ingress-port", c.IngressPort, "ingress proxy port")
+	f.StringSliceVar(&af.gossipKeys, "gossip-key", nil, "base64 gossip encryption key(s) of 16, 24 or 32 bytes; the first is used to send")
+	f.StringVar(&c.APIToken, "api-token", "", "bearer token for read and write on the admin API (also used between peers)")
+	f.StringVar(&c.APIReadToken, "api-read-token", "", "bearer token for read-only access to the admin API")
+	f.Int64Var(&c.Capacity.MemoryMiB, "memory-mib", 0, "memory offered to workloads (default: the host's memory less 10 %)")
+	f.Int64Var(&c.Capacity.CPUMillis, "cpu-millis", 0, "CPU offered to workloads in millicores (default: all cores)")
+	f.DurationVar(&c.LeaseTTL, "lease-ttl", c.LeaseTTL, "node lease lifetime; renewed every TTL/3")
+	f.StringVar(&af.logLevel, "log-level", "info", "debug|info|warn|error")
+	f.StringVar(&af.logFormat, "log-format", "text", "text|json")
+	f.StringVar(&af.configFile, "config", "", "YAML file with the same keys as these flags")
+}
+
+// toConfig finishes the node.Config: cloud, keys, capacity, logger.
+func (af *agentFlags) toConfig() (node.Config, error) {
+	c := af.cfg
+	switch af.cloud {
+	case "auto":
+		c.Cloud = cloud.Detect(cloud.DMIDir, os.Getenv)
+	case "none", "":
+		c.Cloud = ""
+	case "aws", "gcp", "azure":
+		c.Cloud = af.cloud
+	default:
+		return c, fmt.Errorf("%w: --cloud %q: must be auto, aws, gcp, azure or none", errUsage, af.cloud)
+	}
+	for i, k := range af.gossipKeys {
+		key, err := gossip.ParseKey(k)
+		if err != nil {
+			return c, fmt.Errorf("%w: --gossip-key %d: %v", errUsage, i+1, err)
+		}
+		c.GossipKeys = append(c.GossipKeys, key)
+	}
+	if c.Capacity.MemoryMiB == 0 {
+		c.Capacity.MemoryMiB = hostMemoryMiB() * 9 / 10
+	}
+	if c.Capacity.CPUMillis == 0 {
+		c.Capacity.CPUMillis = int64(runtime.NumCPU()) * 1000
+	}
+	log, err := newLogger(af.logLevel, af.logFormat)
+	if err != nil {
+		return c, err
+	}
+	c.Logger = log
+	if err := c.Validate(); err != nil {
+		return c, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return c, nil
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("%w: --log-format %q: want text or json", errUsage, format)
+}
+
+// hostMemoryMiB reads MemTotal from /proc/meminfo (0 when unknown).
+func hostMemoryMiB() int64 {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 2 && fields[0] == "MemTotal:" {
+			kb, _ := strconv.ParseInt(fields[1], 10, 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// runAgent runs a peer until the command's context ends (SIGINT/SIGTERM).
+func runAgent(cmd *cobra.Command, cfg node.Config) error {
+	n, err := node.New(cfg)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if err := n.Start(); err != nil {
+		return err
+	}
+	<-cmd.Context().Done()
+	cfg.Logger.Info("signal received; stopping")
+	done := make(chan error, 1)
+	go func() { done <- n.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("the peer did not stop within 10s")
+	}
+}

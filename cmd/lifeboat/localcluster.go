@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/lifeboat/lifeboat/node/api"
+)
+
+// localAgent is one agent process of a local cluster on loopback.
+type localAgent struct {
+	Name string
+	IP   string // a 127.0.0.x address: every agent has its own
+	Zone string
+	Args []string // extra flags
+
+	dir  string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// URL is the agent's admin API.
+func (a *localAgent) URL() string { return "http://" + a.IP + ":7949" }
+
+// localCluster runs agents of one binary as child processes, each on its
+// own loopback address with the default ports, its data dir and log file
+// under dir. The demo and the process-level tests use it.
+type localCluster struct {
+	bin    string
+	dir    string
+	agents []*localAgent
+}
+
+// start launches an agent (again, after a stop: the data dir is kept).
+func (lc *localCluster) start(a *localAgent, join string) error {
+	a.dir = filepath.Join(lc.dir, a.Name)
+	if err := os.MkdirAll(a.dir, 0o700); err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(filepath.Join(a.dir, "agent.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	args := append([]string{"agent", "--name", a.Name, "--bind", a.IP, "--data-dir", filepath.Join(a.dir, "data"),
+		"--zone", a.Zone, "--region", "local", "--cloud", "none", "--join", join}, a.Args...)
+	cmd := exec.Command(lc.bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = os.Environ()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("starting %s: %w", a.Name, err)
+	}
+	a.cmd, a.done = cmd, make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		logf.Close()
+		close(a.done)
+	}()
+	if !containsAgent(lc.agents, a) {
+		lc.agents = append(lc.agents, a)
+	}
+	return nil
+}
+
+func containsAgent(list []*localAgent, a *localAgent) bool {
+	for _, x := range list {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+// running reports whether the agent's process is alive.
+func (a *localAgent) running() bool {
+	if a.done == nil {
+		return false
+	}
+	select {
+	case <-a.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// signal sends sig and, for SIGTERM, waits up to grace before SIGKILL.
+func (a *localAgent) signal(sig syscall.Signal, grace time.Duration) error {
+	if !a.running() {
+		return nil
+	}
+	if err := a.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return err
+	}
+	select {
+	case <-a.done:
+		return nil
+	case <-time.After(grace):
+	}
+	_ = a.cmd.Process.Kill()
+	<-a.done
+	if sig == syscall.SIGKILL {
+		return nil
+	}
+	return fmt.Errorf("%s did not stop within %s and was killed", a.Name, grace)
+}
+
+// stopAll stops every agent with SIGTERM (SIGKILL after 10 s).
+func (lc *localCluster) stopAll() error {
+	var errs []error
+	for _, a := range lc.agents {
+		errs = append(errs, a.signal(syscall.SIGTERM, 10*time.Second))
+	}
+	return errors.Join(errs...)
+}
+
+// waitStatus polls url's /v1/status until ok accepts it or ctx ends; the
+// error then tells the last status seen.
+func waitStatus(ctx context.Context, url string, ok func(api.Status) bool) (api.Status, error) {
+	c, err := api.NewClient(url, os.Getenv("LIFEBOAT_API_TOKEN"))
+	if err != nil {
+		return api.Status{}, err
+	}
+	var last api.Status
+	var lastErr error
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		st, err := c.Status(cctx)
+		cancel()
+		if err == nil {
+			last = st
+			if ok(st) {
+				return st, nil
+			}
+		}
+		lastErr = err
+		select {
+		case <-ctx.Done():
+			return last, fmt.Errorf("waiting on %s: %w (last error: %v; last status: %s)", url, ctx.Err(), lastErr, summary(last))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// summary is a one-line view of a status for error messages.
+func summary(st api.Status) string {
+	parts := make([]string, 0, len(st.Members))
+	for _, m := range st.Members {
+		parts = append(parts, fmt.Sprintf("%s=%s/%s/%s", m.Name, m.State, m.Role, m.Zone))
+	}
+	return fmt.Sprintf("leader=%q [%s]", st.Leader, strings.Join(parts, " "))
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lifeboat/lifeboat/node/api"
+)
+
+func newWorkloadCmd() *cobra.Command {
+	cf := &clientFlags{}
+	cmd := &cobra.Command{Use: "workload", Short: "Submit, list, show and remove workloads"}
+	cf.register(cmd)
+	cmd.AddCommand(
+		&cobra.Command{
+			Use: "submit FILE", Short: "Submit a workload spec (YAML or JSON; - reads stdin)", Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error { return submit(cmd, cf, args[0]) },
+		},
+		&cobra.Command{
+			Use: "list", Short: "List the workloads", Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error { return list(cmd, cf) },
+		},
+		&cobra.Command{
+			Use: "show ID", Short: "Show one workload", Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error { return show(cmd, cf, args[0]) },
+		},
+		&cobra.Command{
+			Use: "remove ID", Short: "Remove a workload", Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error { return remove(cmd, cf, args[0]) },
+		},
+	)
+	return cmd
+}
+
+func submit(cmd *cobra.Command, cf *clientFlags, file string) error {
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	var raw []byte
+	if file == "-" {
+		raw, err = io.ReadAll(cmd.InOrStdin())
+	} else {
+		raw, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: reading the spec: %v", errUsage, err)
+	}
+	// Check locally first, so a bad spec fails with the same message
+	// without a round trip (the server checks again).
+	ctype := "application/yaml"
+	if strings.EqualFold(filepath.Ext(file), ".json") {
+		ctype = "application/json"
+	}
+	if _, err := api.DecodeSpec(strings.NewReader(string(raw)), ctype); err != nil {
+		return fmt.Errorf("%w: %s: %v", errUsage, file, err)
+	}
+	ctx, cancel := callCtx(cmd)
+	defer cancel()
+	w, err := c.Submit(ctx, raw, ctype)
+	if err != nil {
+		return err
+	}
+	if cf.output == "json" {
+		return printJSON(cmd.OutOrStdout(), w)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "workload %s submitted (%s)\n", w.ID, w.State)
+	return nil
+}
+
+func list(cmd *cobra.Command, cf *clientFlags) error {
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := callCtx(cmd)
+	defer cancel()
+	ws, err := c.Workloads(ctx)
+	if err != nil {
+		return err
+	}
+	if cf.output == "json" {
+		return printJSON(cmd.OutOrStdout(), ws)
+	}
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tHOLDER\tEPOCH\tSTATE\tSTANDBYS\tMODE\tCHECKPOINT\t")
+	for _, w := range ws {
+		ckpt := "-"
+		if w.Checkpoint != nil {
+			ckpt = fmt.Sprintf("#%d (%d B)", w.Checkpoint.Seq, w.Checkpoint.Bytes)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t\n", w.ID, dash(w.Holder), w.Epoch, w.State,
+			dash(strings.Join(w.Standbys, ",")), w.Spec.Checkpoint.Mode, ckpt)
+	}
+	return tw.Flush()
+}
+
+func show(cmd *cobra.Command, cf *clientFlags, id string) error {
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := callCtx(cmd)
+	defer cancel()
+	w, err := c.Workload(ctx, id)
+	if err != nil {
+		return err
+	}
+	return printJSON(cmd.OutOrStdout(), w)
+}
+
+func remove(cmd *cobra.Command, cf *clientFlags, id string) error {
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := callCtx(cmd)
+	defer cancel()
+	if err := c.Remove(ctx, id); err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "workload %s removed\n", id)
+	return nil
+}

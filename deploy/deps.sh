@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what lifeboat's tests and demo need on a Debian machine, and
+# nothing when it is already there (fast on the second run).
+set -euo pipefail
+
+need=()
+command -v ip  >/dev/null 2>&1 || need+=(iproute2)
+command -v nft >/dev/null 2>&1 || need+=(nftables)
+
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "deps: missing ${need[*]}; run as root or install them" >&2
+    exit 1
+  fi
+  echo "deps: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi

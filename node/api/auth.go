@@ -1,0 +1,44 @@
+package api
+
+import (
+	"crypto/subtle"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// Auth holds the bearer tokens of the admin API. Write grants everything;
+// Read grants GETs only. When both are empty the API is open.
+type Auth struct {
+	Write string
+	Read  string
+}
+
+// Enabled reports whether any token is configured.
+func (a Auth) Enabled() bool { return a.Write != "" || a.Read != "" }
+
+// check authorizes a request; write says whether it changes anything.
+func (a Auth) check(r *http.Request, write bool) error {
+	if !a.Enabled() {
+		return nil
+	}
+	h := r.Header.Get("Authorization")
+	token, ok := strings.CutPrefix(h, "Bearer ")
+	if h == "" || !ok {
+		return fmt.Errorf("%w: send the API token as \"Authorization: Bearer TOKEN\"", ErrUnauthorized)
+	}
+	if equal(token, a.Write) {
+		return nil
+	}
+	if equal(token, a.Read) {
+		if write {
+			return fmt.Errorf("%w: the read-only token cannot change anything; use the write token", ErrForbidden)
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: the API token is not valid for this cluster", ErrUnauthorized)
+}
+
+func equal(got, want string) bool {
+	return want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+}

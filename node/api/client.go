@@ -1,0 +1,137 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Client calls a peer's admin API. It is safe for concurrent use.
+type Client struct {
+	// Base is the peer's URL, for example http://127.0.0.1:7949.
+	Base string
+	// Token is the bearer token, if the API needs one.
+	Token string
+	// HTTP is the client used; nil means http.DefaultClient.
+	HTTP *http.Client
+}
+
+// NewClient checks base and returns a client for it.
+func NewClient(base, token string) (*Client, error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%w: --addr %q is not an http(s) URL like http://127.0.0.1:7949", ErrBadRequest, base)
+	}
+	return &Client{Base: strings.TrimRight(base, "/"), Token: token}, nil
+}
+
+// Status is GET /v1/status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var st Status
+	err := c.Do(ctx, http.MethodGet, "/v1/status", nil, "", &st)
+	return st, err
+}
+
+// Workloads is GET /v1/workloads.
+func (c *Client) Workloads(ctx context.Context) ([]Workload, error) {
+	var ws []Workload
+	err := c.Do(ctx, http.MethodGet, "/v1/workloads", nil, "", &ws)
+	return ws, err
+}
+
+// Workload is GET /v1/workloads/{id}.
+func (c *Client) Workload(ctx context.Context, id string) (Workload, error) {
+	var w Workload
+	err := c.Do(ctx, http.MethodGet, "/v1/workloads/"+url.PathEscape(id), nil, "", &w)
+	return w, err
+}
+
+// Submit posts a spec (JSON or YAML, as contentType says).
+func (c *Client) Submit(ctx context.Context, spec []byte, contentType string) (Workload, error) {
+	var w Workload
+	err := c.Do(ctx, http.MethodPost, "/v1/workloads", spec, contentType, &w)
+	return w, err
+}
+
+// Remove is DELETE /v1/workloads/{id}.
+func (c *Client) Remove(ctx context.Context, id string) error {
+	return c.Do(ctx, http.MethodDelete, "/v1/workloads/"+url.PathEscape(id), nil, "", nil)
+}
+
+// AppendResult posts a result under an epoch.
+func (c *Client) AppendResult(ctx context.Context, id string, epoch uint64, value string) (Result, error) {
+	var res Result
+	req := func(r *http.Request) { r.Header.Set("X-Lifeboat-Epoch", strconv.FormatUint(epoch, 10)) }
+	err := c.do(ctx, http.MethodPost, "/v1/workloads/"+url.PathEscape(id)+"/results", []byte(value), "text/plain", &res, req)
+	return res, err
+}
+
+// Result mirrors fsm.Result for clients.
+type Result struct {
+	Index uint64 `json:"index"`
+	Epoch uint64 `json:"epoch"`
+	Value string `json:"value"`
+}
+
+// Do sends one request and decodes a JSON answer into out (if non-nil).
+// An error answer becomes a *RemoteError that errors.Is matches against
+// the package's and fsm's sentinels.
+func (c *Client) Do(ctx context.Context, method, path string, body []byte, contentType string, out any) error {
+	return c.do(ctx, method, path, body, contentType, out, nil)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body []byte, contentType string, out any, edit func(*http.Request)) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	if edit != nil {
+		edit(req)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w: %s %s: %v", ErrUnavailable, method, c.Base+path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("%w: reading the answer of %s: %v", ErrUnavailable, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		return decodeError(resp.StatusCode, data)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("decoding the answer of %s: %w", path, err)
+	}
+	return nil
+}
+
+func decodeError(status int, data []byte) error {
+	var eb ErrorBody
+	if err := json.Unmarshal(data, &eb); err != nil || eb.Error.Code == "" {
+		return &RemoteError{Code: "http_" + strconv.Itoa(status), Status: status,
+			Message: fmt.Sprintf("HTTP %d: %s", status, bytes.TrimSpace(data))}
+	}
+	e := FromCode(eb.Error.Code, eb.Error.Message).(*RemoteError)
+	e.Status = status
+	return e
+}

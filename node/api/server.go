@@ -1,0 +1,226 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/lifeboat/lifeboat/fsm"
+)
+
+// Backend is what the handlers need from the node. The HTTP server calls
+// it from its request goroutines, concurrently; every method may block on
+// Raft or on a forward to the leader and must honour ctx. Returned values
+// belong to the caller.
+type Backend interface {
+	Status(ctx context.Context) (Status, error)
+	Workloads(ctx context.Context) ([]Workload, error)
+	Workload(ctx context.Context, id string) (Workload, error)
+	Submit(ctx context.Context, spec fsm.WorkloadSpec) (Workload, error)
+	Remove(ctx context.Context, id string) error
+	AppendResult(ctx context.Context, id string, epoch uint64, value string) (fsm.Result, error)
+	Migrations(ctx context.Context) ([]fsm.Migration, error)
+	// Ready returns nil when this peer should receive traffic.
+	Ready() error
+}
+
+// MaxBody bounds a request body.
+const MaxBody = 1 << 20
+
+// Server serves the admin API.
+type Server struct {
+	backend Backend
+	auth    Auth
+	mux     *http.ServeMux
+	metrics http.Handler
+}
+
+// NewServer builds the API over b. metrics serves /metrics (nil: 404).
+func NewServer(b Backend, auth Auth, metrics http.Handler) *Server {
+	s := &Server{backend: b, auth: auth, mux: http.NewServeMux(), metrics: metrics}
+	s.routes()
+	return s
+}
+
+// Handle adds a route guarded by the write token (for the node's
+// internal peer endpoints).
+func (s *Server) Handle(pattern string, h http.HandlerFunc) {
+	s.mux.HandleFunc(pattern, s.guard(true, h))
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.HandleFunc("GET /metrics", s.guard(false, s.serveMetrics))
+	s.mux.HandleFunc("GET /v1/status", s.guard(false, s.status))
+	s.mux.HandleFunc("GET /v1/members", s.guard(false, s.members))
+	s.mux.HandleFunc("GET /v1/workloads", s.guard(false, s.workloads))
+	s.mux.HandleFunc("POST /v1/workloads", s.guard(true, s.submit))
+	s.mux.HandleFunc("GET /v1/workloads/{id}", s.guard(false, s.workload))
+	s.mux.HandleFunc("DELETE /v1/workloads/{id}", s.guard(true, s.remove))
+	s.mux.HandleFunc("POST /v1/workloads/{id}/results", s.guard(true, s.appendResult))
+	s.mux.HandleFunc("GET /v1/migrations", s.guard(false, s.migrations))
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		WriteError(w, fmt.Errorf("%w: no such endpoint: %s %s", fsm.ErrNotFound, r.Method, r.URL.Path))
+	})
+}
+
+func (s *Server) guard(write bool, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := s.auth.check(r, write); err != nil {
+			WriteError(w, err)
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if err := s.backend.Ready(); err != nil {
+		WriteError(w, fmt.Errorf("%w: %v", ErrUnavailable, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	if s.metrics == nil {
+		WriteError(w, fmt.Errorf("%w: metrics are not enabled", fsm.ErrNotFound))
+		return
+	}
+	s.metrics.ServeHTTP(w, r)
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	st, err := s.backend.Status(r.Context())
+	respond(w, http.StatusOK, st, err)
+}
+
+func (s *Server) members(w http.ResponseWriter, r *http.Request) {
+	st, err := s.backend.Status(r.Context())
+	respond(w, http.StatusOK, st.Members, err)
+}
+
+func (s *Server) workloads(w http.ResponseWriter, r *http.Request) {
+	ws, err := s.backend.Workloads(r.Context())
+	respond(w, http.StatusOK, ws, err)
+}
+
+func (s *Server) workload(w http.ResponseWriter, r *http.Request) {
+	wl, err := s.backend.Workload(r.Context(), r.PathValue("id"))
+	respond(w, http.StatusOK, wl, err)
+}
+
+func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
+	spec, err := DecodeSpec(io.LimitReader(r.Body, MaxBody), r.Header.Get("Content-Type"))
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	wl, err := s.backend.Submit(r.Context(), spec)
+	respond(w, http.StatusCreated, wl, err)
+}
+
+func (s *Server) remove(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	err := s.backend.Remove(r.Context(), id)
+	respond(w, http.StatusOK, map[string]string{"removed": id}, err)
+}
+
+func (s *Server) appendResult(w http.ResponseWriter, r *http.Request) {
+	epoch, err := strconv.ParseUint(r.Header.Get("X-Lifeboat-Epoch"), 10, 64)
+	if err != nil || epoch == 0 {
+		WriteError(w, badRequest("header X-Lifeboat-Epoch must carry the holder's epoch (a positive integer)"))
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody))
+	if err != nil {
+		WriteError(w, badRequest("reading the body: %v", err))
+		return
+	}
+	res, err := s.backend.AppendResult(r.Context(), r.PathValue("id"), epoch, string(body))
+	respond(w, http.StatusCreated, res, err)
+}
+
+func (s *Server) migrations(w http.ResponseWriter, r *http.Request) {
+	ms, err := s.backend.Migrations(r.Context())
+	respond(w, http.StatusOK, ms, err)
+}
+
+// DecodeSpec reads a workload spec as JSON or YAML, strictly: unknown
+// fields are an error that names them. The defaults are applied and the
+// result validated.
+func DecodeSpec(r io.Reader, contentType string) (fsm.WorkloadSpec, error) {
+	var spec fsm.WorkloadSpec
+	raw, err := io.ReadAll(r)
+	if err != nil {
+		return spec, badRequest("reading the spec: %v", err)
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return spec, badRequest("the workload spec is empty")
+	}
+	if looksJSON(raw, contentType) {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		err = dec.Decode(&spec)
+	} else {
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true)
+		err = dec.Decode(&spec)
+	}
+	if err != nil {
+		return spec, badRequest("the workload spec does not parse: %v", err)
+	}
+	spec = spec.WithDefaults()
+	if err := spec.Validate(); err != nil {
+		return spec, err
+	}
+	return spec, nil
+}
+
+func looksJSON(raw []byte, contentType string) bool {
+	if strings.Contains(contentType, "json") {
+		return true
+	}
+	if strings.Contains(contentType, "yaml") {
+		return false
+	}
+	t := bytes.TrimSpace(raw)
+	return len(t) > 0 && t[0] == '{'
+}
+
+func respond(w http.ResponseWriter, status int, v any, err error) {
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	writeJSON(w, status, v)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// ErrTimeout is returned by clients when a call did not answer in time.
+var ErrTimeout = errors.New("timed out")
+
+// DefaultTimeout bounds one CLI call.
+const DefaultTimeout = 10 * time.Second

@@ -1,0 +1,97 @@
+// Package api is lifeboat's HTTP admin API: its JSON types, its handlers
+// over a Backend that the node implements, bearer-token checks, error
+// codes, and the client the CLI uses. Every peer serves it; writes that
+// reach a peer that does not lead are forwarded by the Backend.
+package api
+
+import (
+	"time"
+
+	"github.com/lifeboat/lifeboat/fsm"
+)
+
+// Status is GET /v1/status.
+type Status struct {
+	Node    string   `json:"node"`
+	Leader  string   `json:"leader"`
+	Members []Member `json:"members"`
+}
+
+// Member states as the API shows them.
+const (
+	StateAlive    = "alive"
+	StateSuspect  = "suspect"
+	StateDoomed   = "doomed"
+	StateDraining = "draining"
+	StateLost     = "lost"
+	StateLeft     = "left"
+)
+
+// Roles as the API shows them.
+const (
+	RoleVoter  = "voter"
+	RoleSpare  = "spare"
+	RoleMember = "member"
+)
+
+// Member is one peer in GET /v1/status and GET /v1/members.
+type Member struct {
+	Name         string    `json:"name"`
+	Cloud        string    `json:"cloud"`
+	Region       string    `json:"region"`
+	Zone         string    `json:"zone"`
+	State        string    `json:"state"`
+	Role         string    `json:"role"`
+	Leader       bool      `json:"leader,omitempty"`
+	Addr         string    `json:"addr,omitempty"`
+	Gossip       string    `json:"gossip,omitempty"` // gossip's own view: alive|suspect|dead|left
+	Lifecycle    string    `json:"lifecycle,omitempty"`
+	InstanceType string    `json:"instance_type,omitempty"`
+	Deadline     time.Time `json:"deadline,omitzero"`
+	LeaseExpiry  time.Time `json:"lease_expiry,omitzero"`
+}
+
+// Checkpoint is the last committed checkpoint of a workload.
+type Checkpoint struct {
+	Seq         uint64    `json:"seq"`
+	Epoch       uint64    `json:"epoch"`
+	Bytes       int64     `json:"bytes"`
+	CommittedAt time.Time `json:"committed_at"`
+}
+
+// Workload is one workload in GET /v1/workloads.
+type Workload struct {
+	ID         string           `json:"id"`
+	Holder     string           `json:"holder"`
+	Epoch      uint64           `json:"epoch"`
+	State      string           `json:"state"`
+	Message    string           `json:"message,omitempty"`
+	Standbys   []string         `json:"standbys"`
+	Checkpoint *Checkpoint      `json:"checkpoint,omitempty"`
+	Spec       fsm.WorkloadSpec `json:"spec"`
+}
+
+// WorkloadFrom turns the replicated record into the API's view.
+func WorkloadFrom(w fsm.Workload) Workload {
+	v := Workload{
+		ID: w.Spec.ID, Holder: w.Assignment.Holder, Epoch: w.Assignment.Epoch,
+		State: string(w.Assignment.State), Message: w.Assignment.Message,
+		Standbys: append([]string{}, w.Assignment.Standbys...), Spec: w.Spec,
+	}
+	if n := len(w.Checkpoints); n > 0 {
+		c := w.Checkpoints[n-1]
+		v.Checkpoint = &Checkpoint{Seq: c.Seq, Epoch: c.Epoch, Bytes: c.Bytes, CommittedAt: c.CommittedAt}
+	}
+	return v
+}
+
+// ErrorBody is every error answer: {"error":{"code":...,"message":...}}.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail names what went wrong: Code for programs, Message for people.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}

@@ -1,0 +1,160 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/lifeboat/lifeboat/fsm"
+	"github.com/lifeboat/lifeboat/gossip"
+	"github.com/lifeboat/lifeboat/node/api"
+)
+
+var _ api.Backend = (*Node)(nil)
+
+// Status merges the three views of the cluster: gossip (who answers now),
+// the replicated node records (leases, doom, drain) and the Raft
+// configuration (roles).
+func (n *Node) Status(ctx context.Context) (api.Status, error) {
+	members := n.members()
+	records := map[string]fsm.Node{}
+	for _, rec := range n.view().Nodes() {
+		records[rec.Name] = rec
+	}
+	servers := n.servers()
+	leader := n.leaderName()
+	names := map[string]bool{}
+	for name := range members {
+		names[name] = true
+	}
+	for name := range records {
+		names[name] = true
+	}
+	st := api.Status{Node: n.cfg.Name, Leader: leader, Members: []api.Member{}}
+	for name := range names {
+		m, inGossip := members[name]
+		rec, inFSM := records[name]
+		v := memberView(name, m, inGossip, rec, inFSM)
+		v.Role = n.roleOf(name, servers)
+		v.Leader = name == leader && leader != ""
+		st.Members = append(st.Members, v)
+	}
+	sort.Slice(st.Members, func(i, j int) bool { return st.Members[i].Name < st.Members[j].Name })
+	return st, nil
+}
+
+func memberView(name string, m gossip.Member, inGossip bool, rec fsm.Node, inFSM bool) api.Member {
+	v := api.Member{Name: name}
+	if inFSM {
+		v.Cloud, v.Region, v.Zone, v.Addr = rec.Cloud, rec.Region, rec.Zone, rec.Addr
+		v.Lifecycle, v.InstanceType = rec.Lifecycle, rec.InstanceType
+		v.Deadline, v.LeaseExpiry = rec.Deadline, rec.LeaseExpiry
+	} else if inGossip {
+		v.Cloud, v.Region, v.Zone, v.Addr = m.Meta.Cloud, m.Meta.Region, m.Meta.Zone, m.Meta.Addr
+		v.Lifecycle, v.InstanceType = m.Meta.Lifecycle, m.Meta.InstanceType
+	}
+	if inGossip {
+		v.Gossip = string(m.State)
+	}
+	v.State = combinedState(string(m.State), inGossip, rec.State, inFSM)
+	return v
+}
+
+// combinedState is the state the API shows. The replicated record wins for
+// lost, left, doomed and draining; gossip adds what Raft cannot know yet:
+// suspect, and dead (shown as lost before the lease runs out).
+func combinedState(g string, inGossip bool, rec fsm.NodeState, inFSM bool) string {
+	if inFSM && rec != fsm.NodeAlive && rec != "" {
+		return string(rec)
+	}
+	switch {
+	case !inGossip:
+		return api.StateLost
+	case g == "dead":
+		return api.StateLost
+	case g == "left":
+		return api.StateLeft
+	case g == "suspect":
+		return api.StateSuspect
+	}
+	return api.StateAlive
+}
+
+// Workloads lists every workload from this node's replica.
+func (n *Node) Workloads(ctx context.Context) ([]api.Workload, error) {
+	out := []api.Workload{}
+	for _, w := range n.view().Workloads() {
+		out = append(out, api.WorkloadFrom(w))
+	}
+	return out, nil
+}
+
+// Workload shows one workload.
+func (n *Node) Workload(ctx context.Context, id string) (api.Workload, error) {
+	w, ok := n.view().Workload(id)
+	if !ok {
+		return api.Workload{}, fmt.Errorf("%w: no workload %q", fsm.ErrNotFound, id)
+	}
+	return api.WorkloadFrom(w), nil
+}
+
+// Submit records a new workload; the leader grants it on its next round.
+func (n *Node) Submit(ctx context.Context, spec fsm.WorkloadSpec) (api.Workload, error) {
+	spec = spec.WithDefaults()
+	if err := spec.Validate(); err != nil {
+		return api.Workload{}, err
+	}
+	if _, _, err := n.apply(ctx, fsm.WorkloadSubmit{Spec: spec, At: n.now()}); err != nil {
+		return api.Workload{}, err
+	}
+	return api.WorkloadFrom(fsm.Workload{Spec: spec, Assignment: fsm.Assignment{State: fsm.WorkloadPending}}), nil
+}
+
+// Remove deletes a workload.
+func (n *Node) Remove(ctx context.Context, id string) error {
+	_, _, err := n.apply(ctx, fsm.WorkloadRemove{Workload: id})
+	return err
+}
+
+// AppendResult appends to a workload's fenced results log.
+func (n *Node) AppendResult(ctx context.Context, id string, epoch uint64, value string) (fsm.Result, error) {
+	_, val, err := n.apply(ctx, fsm.ResultAppend{Workload: id, Epoch: epoch, Value: value, At: n.now()})
+	if err != nil {
+		return fsm.Result{}, err
+	}
+	var res fsm.Result
+	if err := json.Unmarshal(val, &res); err != nil {
+		return fsm.Result{}, fmt.Errorf("decoding the appended result: %w", err)
+	}
+	return res, nil
+}
+
+// Migrations lists the migration records.
+func (n *Node) Migrations(ctx context.Context) ([]fsm.Migration, error) {
+	ms := n.view().Migrations()
+	if ms == nil {
+		ms = []fsm.Migration{}
+	}
+	return ms, nil
+}
+
+// ErrNotReady is why /readyz says no.
+var ErrNotReady = errors.New("not ready")
+
+// Ready says whether this peer should take traffic: it knows a leader, the
+// cluster has recorded it, and it is neither doomed nor draining.
+func (n *Node) Ready() error {
+	if n.leaderName() == "" {
+		return fmt.Errorf("%w: no leader known", ErrNotReady)
+	}
+	rec, ok := n.view().Node(n.cfg.Name)
+	if !ok {
+		return fmt.Errorf("%w: not yet recorded by the cluster", ErrNotReady)
+	}
+	if rec.State != fsm.NodeAlive {
+		return fmt.Errorf("%w: this peer is %s", ErrNotReady, rec.State)
+	}
+	return nil
+}

@@ -1,0 +1,218 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/lifeboat/lifeboat/fsm"
+)
+
+// ErrConfig is wrapped by every configuration error.
+var ErrConfig = errors.New("invalid configuration")
+
+// Config is everything one peer needs. The CLI fills it from flags, the
+// environment and the config file; tests start from DefaultTestConfig.
+type Config struct {
+	Name            string
+	DataDir         string
+	BindAddr        string
+	AdvertiseAddr   string
+	Join            []string
+	BootstrapExpect int
+	Voters          int
+	Spares          int
+
+	Cloud        string // aws | gcp | azure | "" (none)
+	Region       string
+	Zone         string
+	InstanceID   string
+	InstanceType string
+	Lifecycle    string // spot | on-demand | ""
+	Capacity     fsm.Resources
+
+	GossipPort   int
+	RaftPort     int
+	TransferPort int
+	HTTPPort     int
+	IngressPort  int
+
+	// GossipKeys encrypt gossip; the first is primary. Empty: no encryption.
+	GossipKeys [][]byte
+	// APIToken grants read and write on the admin API; APIReadToken grants
+	// read only. Both empty: the API is open.
+	APIToken     string
+	APIReadToken string
+
+	// LeaseTTL is a node lease's lifetime; it is renewed every LeaseTTL/3.
+	LeaseTTL time.Duration
+	// DriftBound is ρ, the bound on clock-rate drift between peers.
+	DriftBound float64
+	// LockDelay is added before a lost holder's workloads are re-granted.
+	LockDelay time.Duration
+
+	// Raft timings (see FINDINGS: 200/200/100 ms elects in ~0.4 s).
+	RaftHeartbeat   time.Duration
+	RaftElection    time.Duration
+	RaftLeaderLease time.Duration
+
+	// GossipProbe, GossipProbeTimeout, GossipInterval and GossipSuspicionMult
+	// tune failure detection; zero keeps the gossip package's defaults.
+	GossipProbe         time.Duration
+	GossipProbeTimeout  time.Duration
+	GossipInterval      time.Duration
+	GossipSuspicionMult int
+
+	// AutopilotInterval is how often the leader reconciles the server set.
+	AutopilotInterval time.Duration
+	// BootstrapSettle is how long the view of peers must stay unchanged
+	// before the lowest-named peer bootstraps.
+	BootstrapSettle time.Duration
+	// ForwardTimeout bounds one write forwarded to the leader.
+	ForwardTimeout time.Duration
+
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Net replaces the real transports (Raft, gossip, peer RPC) with an
+	// in-memory twin; nil means real sockets.
+	Net *MemNet
+}
+
+// DefaultConfig returns the production defaults of the DESIGN.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:           "/var/lib/lifeboat",
+		BindAddr:          "0.0.0.0",
+		Voters:            3,
+		Spares:            2,
+		GossipPort:        7946,
+		RaftPort:          7947,
+		TransferPort:      7948,
+		HTTPPort:          7949,
+		IngressPort:       7950,
+		LeaseTTL:          6 * time.Second,
+		DriftBound:        0.05,
+		LockDelay:         2 * time.Second,
+		RaftHeartbeat:     300 * time.Millisecond,
+		RaftElection:      300 * time.Millisecond,
+		RaftLeaderLease:   150 * time.Millisecond,
+		AutopilotInterval: 250 * time.Millisecond,
+		BootstrapSettle:   time.Second,
+		ForwardTimeout:    5 * time.Second,
+	}
+}
+
+// DefaultTestConfig returns short timings for in-process tests.
+func DefaultTestConfig(name string) Config {
+	c := DefaultConfig()
+	c.Name = name
+	c.LeaseTTL = 1500 * time.Millisecond
+	c.LockDelay = 200 * time.Millisecond
+	c.RaftHeartbeat = 100 * time.Millisecond
+	c.RaftElection = 100 * time.Millisecond
+	c.RaftLeaderLease = 50 * time.Millisecond
+	c.AutopilotInterval = 50 * time.Millisecond
+	c.BootstrapSettle = 200 * time.Millisecond
+	c.ForwardTimeout = 2 * time.Second
+	return c
+}
+
+// Validate reports the first bad setting, naming it.
+func (c Config) Validate() error {
+	checks := []struct {
+		bad bool
+		msg string
+	}{
+		{c.Name == "", "name: must not be empty"},
+		{len(c.Name) > 63, "name: at most 63 characters"},
+		{c.DataDir == "" && c.Net == nil, "data-dir: must not be empty"},
+		{net.ParseIP(c.BindAddr) == nil, fmt.Sprintf("bind: %q is not an IP address", c.BindAddr)},
+		{c.AdvertiseAddr != "" && net.ParseIP(c.AdvertiseAddr) == nil, fmt.Sprintf("advertise: %q is not an IP address", c.AdvertiseAddr)},
+		{c.BootstrapExpect < 0, "bootstrap-expect: must be ≥ 0"},
+		{c.Voters != 3 && c.Voters != 5 && c.Voters != 1, fmt.Sprintf("voters: %d: must be 3 or 5 (1 for a single-host trial)", c.Voters)},
+		{c.Spares < 0 || c.Spares > 16, "spares: must be between 0 and 16"},
+		{!oneOf(c.Cloud, "", "aws", "gcp", "azure"), fmt.Sprintf("cloud: %q: must be aws, gcp, azure or none", c.Cloud)},
+		{!oneOf(c.Lifecycle, "", "spot", "on-demand"), fmt.Sprintf("lifecycle: %q: must be spot or on-demand", c.Lifecycle)},
+		{c.LeaseTTL < 300*time.Millisecond, "lease-ttl: must be at least 300ms"},
+		{c.DriftBound < 0 || c.DriftBound >= 1, "drift-bound: must be in [0, 1)"},
+		{c.LockDelay < 0, "lock-delay: must be ≥ 0"},
+		{c.RaftHeartbeat <= 0 || c.RaftElection <= 0 || c.RaftLeaderLease <= 0, "raft timings: must be > 0"},
+		{c.RaftLeaderLease > c.RaftHeartbeat, "raft leader lease: must not exceed the heartbeat timeout"},
+		{c.AutopilotInterval <= 0 || c.BootstrapSettle < 0 || c.ForwardTimeout <= 0, "autopilot, bootstrap and forward timings: must be > 0"},
+	}
+	for _, ch := range checks {
+		if ch.bad {
+			return fmt.Errorf("%w: %s", ErrConfig, ch.msg)
+		}
+	}
+	return c.validatePorts()
+}
+
+func (c Config) validatePorts() error {
+	ports := map[string]int{"gossip-port": c.GossipPort, "raft-port": c.RaftPort,
+		"transfer-port": c.TransferPort, "http-port": c.HTTPPort, "ingress-port": c.IngressPort}
+	seen := map[int]string{}
+	for _, name := range []string{"gossip-port", "raft-port", "transfer-port", "http-port", "ingress-port"} {
+		p := ports[name]
+		if p < 1 || p > 65535 {
+			return fmt.Errorf("%w: %s: %d is not a port (1-65535)", ErrConfig, name, p)
+		}
+		if other, dup := seen[p]; dup && c.Net == nil {
+			return fmt.Errorf("%w: %s and %s are both %d", ErrConfig, other, name, p)
+		}
+		seen[p] = name
+	}
+	for i, k := range c.GossipKeys {
+		if n := len(k); n != 16 && n != 24 && n != 32 {
+			return fmt.Errorf("%w: gossip-key %d: %d bytes, want 16, 24 or 32", ErrConfig, i, n)
+		}
+	}
+	return nil
+}
+
+func oneOf(s string, options ...string) bool {
+	for _, o := range options {
+		if s == o {
+			return true
+		}
+	}
+	return false
+}
+
+// advertise returns the address peers use to reach this node.
+func (c Config) advertise() string {
+	if c.AdvertiseAddr != "" {
+		return c.AdvertiseAddr
+	}
+	if ip := net.ParseIP(c.BindAddr); ip != nil && !ip.IsUnspecified() {
+		return c.BindAddr
+	}
+	return firstNonLoopback()
+}
+
+// firstNonLoopback finds the host's first non-loopback IPv4 address, or
+// 127.0.0.1 when it has none.
+func firstNonLoopback() string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return "127.0.0.1"
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil {
+			return ipn.IP.String()
+		}
+	}
+	return "127.0.0.1"
+}
+
+// renewEvery is how often a node renews its lease.
+func (c Config) renewEvery() time.Duration { return c.LeaseTTL / 3 }
+
+// regrantAfter is how long after a lease lapses a holder's workloads may be
+// granted elsewhere: TTL·(1+ρ) + lock-delay.
+func (c Config) regrantAfter() time.Duration {
+	return time.Duration(float64(c.LeaseTTL)*(1+c.DriftBound)) + c.LockDelay
+}

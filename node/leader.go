@@ -1,0 +1,111 @@
+package node
+
+import (
+	"context"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/lifeboat/lifeboat/fsm"
+)
+
+// leaderLoop runs the leader's duties every AutopilotInterval while this
+// node leads: record gossiped members in Raft, keep the server set
+// (autopilot), expire lapsed node leases and grant pending workloads.
+func (n *Node) leaderLoop(ctx context.Context) {
+	was := false
+	for sleep(ctx, n.cfg.AutopilotInterval) {
+		is := n.isLeader()
+		if is != was {
+			n.leadershipChanged(is)
+			was = is
+		}
+		if !is {
+			continue
+		}
+		if err := n.raft.Barrier(n.cfg.ForwardTimeout).Error(); err != nil {
+			continue // not caught up yet, or no longer leader
+		}
+		n.reconcileMembers(ctx)
+		n.runAutopilot(ctx)
+		n.expireLeases(ctx)
+		n.grantPending(ctx)
+	}
+}
+
+func (n *Node) leadershipChanged(leader bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if leader {
+		n.leaderSince = n.now()
+		n.log.Info("became leader")
+	} else {
+		n.leaderSince = time.Time{}
+	}
+	n.metrics.setLeader(leader)
+}
+
+// reconcileMembers records in Raft what gossip says: new or changed peers
+// (NodeUpsert), returned peers (NodeUpsert makes them alive) and peers that
+// left gracefully. A peer that just went silent is not touched here: its
+// lease decides.
+func (n *Node) reconcileMembers(ctx context.Context) {
+	for name, m := range n.members() {
+		rec, known := n.machine.Node(name)
+		switch string(m.State) {
+		case "alive":
+			want := nodeFromMeta(name, m.Meta, m.Port)
+			if !known || identityChanged(rec, want) || rec.State == fsm.NodeLost || rec.State == fsm.NodeLeft {
+				n.applyLogged(ctx, fsm.NodeUpsert{Node: want, At: n.now()})
+			}
+		case "left":
+			if known && rec.State != fsm.NodeLeft {
+				n.applyLogged(ctx, fsm.NodeStateChange{Node: name, State: fsm.NodeLeft, At: n.now()})
+			}
+		}
+	}
+}
+
+// expireLeases marks lost every node whose lease lapsed. A new leader
+// first waits one TTL, so that renewals sent to the old leader are not
+// mistaken for silence.
+func (n *Node) expireLeases(ctx context.Context) {
+	now := n.now()
+	n.mu.Lock()
+	since := n.leaderSince
+	n.mu.Unlock()
+	if now.Sub(since) < n.cfg.LeaseTTL {
+		return
+	}
+	for _, rec := range n.machine.Nodes() {
+		if rec.State == fsm.NodeLost || rec.State == fsm.NodeLeft {
+			continue
+		}
+		expiry := rec.LeaseExpiry
+		if expiry.IsZero() {
+			expiry = rec.UpdatedAt.Add(n.cfg.LeaseTTL)
+		}
+		if now.After(expiry) {
+			n.log.Warn("node lease lapsed", "peer", rec.Name, "expired", expiry)
+			n.applyLogged(ctx, fsm.LeaseExpire{Node: rec.Name, At: now})
+		}
+	}
+}
+
+// applyLogged applies a leader-side command and logs a failure; the loop
+// retries on its next round.
+func (n *Node) applyLogged(ctx context.Context, cmd fsm.Command) {
+	if _, _, err := n.apply(ctx, cmd); err != nil {
+		n.log.Warn("leader command failed", "type", cmd.Type(), "err", err)
+	}
+}
+
+// raftServer finds a server in the configuration.
+func raftServer(servers []raft.Server, id string) (raft.Server, bool) {
+	for _, s := range servers {
+		if string(s.ID) == id {
+			return s, true
+		}
+	}
+	return raft.Server{}, false
+}

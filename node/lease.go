@@ -1,0 +1,143 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/lifeboat/lifeboat/fsm"
+	"github.com/lifeboat/lifeboat/node/api"
+)
+
+// leaseBatchWindow is how long the leader gathers renewals into one entry.
+const leaseBatchWindow = 20 * time.Millisecond
+
+// leaseBatcher gathers node lease renewals on the leader so that a
+// thousand nodes cost a handful of Raft entries per TTL, not a thousand.
+type leaseBatcher struct {
+	mu      sync.Mutex // guards pending and waiters
+	pending map[string]bool
+	waiters []chan error
+	kick    chan struct{}
+}
+
+func newLeaseBatcher() *leaseBatcher {
+	return &leaseBatcher{pending: map[string]bool{}, kick: make(chan struct{}, 1)}
+}
+
+// renew queues a renewal for node and waits until its batch is applied.
+func (b *leaseBatcher) renew(ctx context.Context, node string) error {
+	done := make(chan error, 1)
+	b.mu.Lock()
+	b.pending[node] = true
+	b.waiters = append(b.waiters, done)
+	b.mu.Unlock()
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// take empties the batch.
+func (b *leaseBatcher) take() ([]string, []chan error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	names := make([]string, 0, len(b.pending))
+	for name := range b.pending {
+		names = append(names, name)
+	}
+	waiters := b.waiters
+	b.pending, b.waiters = map[string]bool{}, nil
+	return names, waiters
+}
+
+// leaseFlushLoop applies gathered renewals as one LeaseRenew entry.
+func (n *Node) leaseFlushLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			n.failWaiters(ctx.Err())
+			return
+		case <-n.leases.kick:
+		}
+		if !sleep(ctx, leaseBatchWindow) {
+			n.failWaiters(ctx.Err())
+			return
+		}
+		names, waiters := n.leases.take()
+		if len(names) == 0 {
+			continue
+		}
+		err := n.applyLeader(fsm.LeaseRenew{Nodes: sortedCopy(names), At: n.now(), TTL: n.cfg.LeaseTTL})
+		n.metrics.leaseBatch(len(names), err)
+		for _, w := range waiters {
+			w <- err
+		}
+	}
+}
+
+func (n *Node) failWaiters(err error) {
+	_, waiters := n.leases.take()
+	for _, w := range waiters {
+		w <- err
+	}
+}
+
+// applyLeader applies a command only if this node leads (no forwarding).
+func (n *Node) applyLeader(cmd fsm.Command) error {
+	b, err := fsm.Encode(cmd)
+	if err != nil {
+		return err
+	}
+	_, _, err = n.applyLocal(b)
+	return err
+}
+
+// renewLoop renews this node's lease every TTL/3 through the leader. The
+// send time of the last acknowledged renewal is kept: the node's own view
+// of its lease starts then, which is never later than the leader's.
+func (n *Node) renewLoop(ctx context.Context) {
+	for sleep(ctx, n.cfg.renewEvery()) {
+		sent := n.now()
+		rctx, cancel := context.WithTimeout(ctx, n.cfg.renewEvery())
+		err := n.renewOnce(rctx)
+		cancel()
+		if err != nil {
+			n.log.Debug("lease renewal failed", "err", err)
+			continue
+		}
+		n.mu.Lock()
+		n.leaseSentAt = sent
+		n.mu.Unlock()
+	}
+}
+
+func (n *Node) renewOnce(ctx context.Context) error {
+	if n.isLeader() {
+		return n.leases.renew(ctx, n.cfg.Name)
+	}
+	leader := n.httpAddrOf(n.leaderName())
+	if leader == "" {
+		return fmt.Errorf("renewing the lease: %w", api.ErrNoLeader)
+	}
+	return n.peerCall(ctx, leader, "/v1/internal/lease", []byte(n.cfg.Name), nil)
+}
+
+// LeaseValidUntil is when this node's own view of its lease ends: the send
+// time of its last acknowledged renewal plus the TTL shortened by the drift
+// bound. Zero when it never renewed.
+func (n *Node) LeaseValidUntil() time.Time {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.leaseSentAt.IsZero() {
+		return time.Time{}
+	}
+	return n.leaseSentAt.Add(time.Duration(float64(n.cfg.LeaseTTL) * (1 - n.cfg.DriftBound)))
+}

@@ -1,0 +1,216 @@
+// Package node is a lifeboat peer: it wires gossip, Raft, the state
+// machine, placement and the admin API together and runs the loops that
+// keep a cluster self-managing (bootstrap, autopilot, node leases, workload
+// grants, the members' state mirror). Only this package and cmd know how
+// the parts fit.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/lifeboat/lifeboat/fsm"
+	"github.com/lifeboat/lifeboat/gossip"
+	"github.com/lifeboat/lifeboat/node/api"
+)
+
+// Node is one running peer.
+type Node struct {
+	cfg  Config
+	log  *slog.Logger
+	now  func() time.Time
+	addr string // advertise IP
+
+	machine *fsm.Machine // the Raft replica (voters and spares)
+	mirror  *fsm.Machine // the leader's state as a member last fetched it
+	raft    *raft.Raft
+	// hadState reports whether Raft found state in the data dir at start.
+	hadState bool
+	closers  []io.Closer // Raft stores and transport
+
+	gossip  *gossip.Gossip
+	api     *api.Server
+	httpSrv *http.Server
+	httpLn  net.Listener
+	peers   *http.Client
+	metrics *metrics
+	leases  *leaseBatcher
+
+	mu sync.Mutex // guards the fields below
+	// leaderSince is when this node last became leader (zero: not leader).
+	leaderSince time.Time
+	// leaseSentAt is the send time of the last acknowledged lease renewal.
+	leaseSentAt time.Time
+	// mirrorIndex and mirrorServers are the last mirror fetched.
+	mirrorIndex   uint64
+	mirrorServers []raft.Server
+	mirrorLeader  string
+	lastMeta      gossip.Meta
+	// spareSince is when the leader first saw each spare (autopilot debounce).
+	spareSince map[string]time.Time
+	closed     bool
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every loop goroutine
+}
+
+// New validates cfg and builds a node; Start runs it.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger, now: cfg.Now, addr: cfg.advertise(),
+		machine: fsm.New(), mirror: fsm.New(), leases: newLeaseBatcher()}
+	if n.log == nil {
+		n.log = slog.New(slog.DiscardHandler)
+	}
+	n.log = n.log.With("node", cfg.Name)
+	if n.now == nil {
+		n.now = time.Now
+	}
+	n.metrics = newMetrics(n)
+	n.peers = n.peerHTTPClient()
+	return n, nil
+}
+
+// Name is the node's name.
+func (n *Node) Name() string { return n.cfg.Name }
+
+// Addr is the node's advertise IP.
+func (n *Node) Addr() string { return n.addr }
+
+// HTTPAddr is the host:port of the admin API.
+func (n *Node) HTTPAddr() string { return net.JoinHostPort(n.addr, strconv.Itoa(n.cfg.HTTPPort)) }
+
+// Start opens the listeners and starts the loops. On error everything
+// started so far is closed again.
+func (n *Node) Start() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	steps := []func() error{n.startRaft, n.startGossip, n.startHTTP}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			n.Close()
+			return err
+		}
+	}
+	n.goLoop(ctx, "join", n.joinLoop)
+	n.goLoop(ctx, "bootstrap", n.bootstrapLoop)
+	n.goLoop(ctx, "meta", n.metaLoop)
+	n.goLoop(ctx, "leader", n.leaderLoop)
+	n.goLoop(ctx, "lease-flush", n.leaseFlushLoop)
+	n.goLoop(ctx, "lease-renew", n.renewLoop)
+	n.goLoop(ctx, "mirror", n.mirrorLoop)
+	n.log.Info("peer started", "addr", n.addr, "http", n.cfg.HTTPPort, "raft", n.cfg.RaftPort, "gossip", n.cfg.GossipPort)
+	return nil
+}
+
+// goLoop runs one owned loop until ctx ends; Close waits for it.
+func (n *Node) goLoop(ctx context.Context, name string, loop func(context.Context)) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		loop(ctx)
+		n.log.Debug("loop stopped", "loop", name)
+	}()
+}
+
+// Close stops the node without leaving the cluster (a restart with the
+// same data dir rejoins). It is idempotent.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	n.mu.Unlock()
+	if n.cancel != nil {
+		n.cancel()
+	}
+	var errs []error
+	if n.httpSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		errs = append(errs, ignoreClosed(n.httpSrv.Shutdown(ctx)))
+		cancel()
+	}
+	n.wg.Wait()
+	if n.gossip != nil {
+		errs = append(errs, n.gossip.Close())
+	}
+	if n.raft != nil {
+		errs = append(errs, n.raft.Shutdown().Error())
+	}
+	for _, c := range n.closers {
+		errs = append(errs, c.Close())
+	}
+	if n.cfg.Net != nil {
+		n.cfg.Net.hostDown(n.addr)
+	}
+	n.log.Info("peer stopped")
+	return errors.Join(errs...)
+}
+
+// Leave announces a graceful departure to the gossip pool; the leader
+// then records the node as left and autopilot removes it from Raft.
+func (n *Node) Leave(timeout time.Duration) error {
+	if n.gossip == nil {
+		return nil
+	}
+	return n.gossip.Leave(timeout)
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// startHTTP serves the admin API.
+func (n *Node) startHTTP() error {
+	n.api = api.NewServer(n, api.Auth{Write: n.cfg.APIToken, Read: n.cfg.APIReadToken}, n.metrics.handler())
+	n.registerInternal(n.api)
+	h := n.metrics.instrument(n.api)
+	n.httpSrv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	addr := net.JoinHostPort(n.cfg.BindAddr, strconv.Itoa(n.cfg.HTTPPort))
+	if n.cfg.Net != nil {
+		n.cfg.Net.serveHTTP(n.HTTPAddr(), h)
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("http-port: listening on %s: %w", addr, err)
+	}
+	n.httpLn = ln
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.httpSrv.Serve(ln); ignoreClosed(err) != nil {
+			n.log.Error("admin API stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// sleep waits d or until ctx ends, and reports whether ctx is still live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

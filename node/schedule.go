@@ -1,0 +1,72 @@
+package node
+
+import (
+	"context"
+	"errors"
+
+	"github.com/lifeboat/lifeboat/fsm"
+	"github.com/lifeboat/lifeboat/placement"
+)
+
+// grantPending places every pending workload: placement picks a holder and
+// standbys among eligible peers, and a WorkloadGrant gives the holder the
+// first epoch. A workload nobody can take stays pending and is logged.
+func (n *Node) grantPending(ctx context.Context) {
+	workloads := n.machine.Workloads()
+	nodes := n.placementNodes(workloads)
+	for _, w := range workloads {
+		if w.Assignment.State != fsm.WorkloadPending {
+			continue
+		}
+		req := requestFor(w.Spec)
+		holder, err := placement.ChooseHolder(req, nodes)
+		if err != nil {
+			if errors.Is(err, placement.ErrNoCandidate) {
+				n.log.Debug("workload waits for a holder", "workload", w.Spec.ID, "why", err)
+			}
+			continue
+		}
+		standbys := placement.ChooseStandbys(req, holder, nodes, w.Spec.Standbys)
+		n.applyLogged(ctx, fsm.WorkloadGrant{Workload: w.Spec.ID, Holder: holder, Standbys: standbys, At: n.now()})
+		nodes = n.placementNodes(n.machine.Workloads())
+	}
+}
+
+func requestFor(s fsm.WorkloadSpec) placement.Request {
+	return placement.Request{
+		Workload: s.ID, Mode: s.Checkpoint.Mode,
+		Need:   placement.Resources{MemoryMiB: s.Resources.MemoryMiB, CPUMillis: s.Resources.CPUMillis},
+		Prefer: s.Placement.Prefer, AvoidZones: s.Placement.AvoidZones, Clouds: s.Placement.Clouds,
+	}
+}
+
+// placementNodes describes every recorded node with what it has left.
+func (n *Node) placementNodes(workloads []fsm.Workload) []placement.Node {
+	used := map[string]placement.Resources{}
+	load := map[string]int{}
+	for _, w := range workloads {
+		h := w.Assignment.Holder
+		if h == "" {
+			continue
+		}
+		u := used[h]
+		u.MemoryMiB += w.Spec.Resources.MemoryMiB
+		u.CPUMillis += w.Spec.Resources.CPUMillis
+		used[h] = u
+		load[h]++
+	}
+	members := n.members()
+	var out []placement.Node
+	for _, rec := range n.machine.Nodes() {
+		m, ok := members[rec.Name]
+		free := placement.Resources{
+			MemoryMiB: rec.Capacity.MemoryMiB - used[rec.Name].MemoryMiB,
+			CPUMillis: rec.Capacity.CPUMillis - used[rec.Name].CPUMillis,
+		}
+		out = append(out, placement.Node{
+			Name: rec.Name, Zone: rec.Zone, Cloud: rec.Cloud, Modes: rec.Modes, Load: load[rec.Name], Free: free,
+			Eligible: ok && string(m.State) == "alive" && rec.State == fsm.NodeAlive && !rec.Drained,
+		})
+	}
+	return out
+}
