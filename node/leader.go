@@ -14,7 +14,15 @@ import (
 // (autopilot), expire lapsed node leases and grant pending workloads.
 func (n *Node) leaderLoop(ctx context.Context) {
 	was := false
-	for sleep(ctx, n.cfg.AutopilotInterval) {
+	t := time.NewTicker(n.cfg.AutopilotInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-n.kick:
+		}
 		is := n.isLeader()
 		if is != was {
 			n.leadershipChanged(is)
@@ -108,4 +116,24 @@ func raftServer(servers []raft.Server, id string) (raft.Server, bool) {
 		}
 	}
 	return raft.Server{}, false
+}
+
+// eventLoop feeds gossip events to the node: a join, update, failure or
+// leave wakes the leader loop at once instead of at its next tick.
+func (n *Node) eventLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-n.gossip.Events():
+			if !ok {
+				return
+			}
+			n.log.Debug("gossip event", "event", ev.Kind.String(), "peer", ev.Member.Name)
+			select {
+			case n.kick <- struct{}{}:
+			default:
+			}
+		}
+	}
 }

@@ -45,6 +45,7 @@ type Node struct {
 	peers   *http.Client
 	metrics *metrics
 	leases  *leaseBatcher
+	kick    chan struct{} // wakes the leader loop early
 
 	mu sync.Mutex // guards the fields below
 	// leaderSince is when this node last became leader (zero: not leader).
@@ -70,7 +71,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, now: cfg.Now, addr: cfg.advertise(),
-		machine: fsm.New(), mirror: fsm.New(), leases: newLeaseBatcher()}
+		machine: fsm.New(), mirror: fsm.New(), leases: newLeaseBatcher(), kick: make(chan struct{}, 1)}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
 	}
@@ -108,6 +109,7 @@ func (n *Node) Start() error {
 	n.goLoop(ctx, "bootstrap", n.bootstrapLoop)
 	n.goLoop(ctx, "meta", n.metaLoop)
 	n.goLoop(ctx, "leader", n.leaderLoop)
+	n.goLoop(ctx, "events", n.eventLoop)
 	n.goLoop(ctx, "lease-flush", n.leaseFlushLoop)
 	n.goLoop(ctx, "lease-renew", n.renewLoop)
 	n.goLoop(ctx, "mirror", n.mirrorLoop)

@@ -35,4 +35,3 @@ func TestConfigFileErrorsNameTheKey(t *testing.T) {
 		t.Fatalf("err = %v, want a usage error naming http-port", err)
 	}
 }
-

@@ -1,0 +1,148 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lifeboat/lifeboat/node/api"
+)
+
+// testCluster runs peers in one process over a MemNet: the in-memory twin
+// of gossip, Raft and the peer HTTP calls.
+type testCluster struct {
+	t     *testing.T
+	net   *MemNet
+	mu    sync.Mutex
+	nodes map[string]*Node
+	cfgs  map[string]Config
+}
+
+// peerSpec names a peer and its zone.
+type peerSpec struct{ name, zone string }
+
+func newTestCluster(t *testing.T, spares int, peers ...peerSpec) *testCluster {
+	t.Helper()
+	tc := &testCluster{t: t, net: NewMemNet(), nodes: map[string]*Node{}, cfgs: map[string]Config{}}
+	for i, p := range peers {
+		cfg := DefaultTestConfig(p.name)
+		cfg.Net = tc.net
+		cfg.BindAddr = fmt.Sprintf("127.0.10.%d", i+1) // never dialled: MemNet carries everything
+		cfg.Zone, cfg.Region = p.zone, "test"
+		cfg.Spares = spares
+		cfg.BootstrapExpect = 3
+		cfg.Capacity.MemoryMiB, cfg.Capacity.CPUMillis = 1024, 2000
+		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+		if i > 0 {
+			cfg.Join = []string{fmt.Sprintf("127.0.10.1:%d", cfg.GossipPort)}
+		}
+		tc.cfgs[p.name] = cfg
+		tc.start(p.name)
+	}
+	t.Cleanup(tc.closeAll)
+	return tc
+}
+
+func (tc *testCluster) start(name string) *Node {
+	tc.t.Helper()
+	n, err := New(tc.cfgs[name])
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	if err := n.Start(); err != nil {
+		tc.t.Fatal(err)
+	}
+	tc.mu.Lock()
+	tc.nodes[name] = n
+	tc.mu.Unlock()
+	return n
+}
+
+// kill stops a peer as a crash would: no leave, its transports gone.
+func (tc *testCluster) kill(name string) {
+	tc.mu.Lock()
+	n := tc.nodes[name]
+	delete(tc.nodes, name)
+	tc.mu.Unlock()
+	if err := n.Close(); err != nil {
+		tc.t.Logf("closing %s: %v", name, err)
+	}
+}
+
+func (tc *testCluster) node(name string) *Node {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	return tc.nodes[name]
+}
+
+func (tc *testCluster) closeAll() {
+	tc.mu.Lock()
+	nodes := tc.nodes
+	tc.nodes = map[string]*Node{}
+	tc.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		wg.Add(1)
+		go func() { defer wg.Done(); n.Close() }()
+	}
+	wg.Wait()
+}
+
+// isolate cuts every link between name's host and the others.
+func (tc *testCluster) isolate(name string) {
+	ip := tc.cfgs[name].BindAddr
+	for other, cfg := range tc.cfgs {
+		if other != name {
+			tc.net.Cut(ip, cfg.BindAddr)
+		}
+	}
+}
+
+// eventually polls cond until it returns nil or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = cond(); err == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %v: %v", what, timeout, err)
+}
+
+// status asks a peer for its status through its own Backend.
+func (tc *testCluster) status(name string) api.Status {
+	st, _ := tc.node(name).Status(context.Background())
+	return st
+}
+
+// shape checks: one leader, voters in distinct zones, and role counts.
+func shape(st api.Status, alive, voters, spares int) error {
+	v, s, a, leaders := 0, 0, 0, 0
+	zones := map[string]bool{}
+	for _, m := range st.Members {
+		if m.State == api.StateAlive {
+			a++
+		}
+		if m.Leader {
+			leaders++
+		}
+		switch m.Role {
+		case api.RoleVoter:
+			v++
+			zones[m.Zone] = true
+		case api.RoleSpare:
+			s++
+		}
+	}
+	if st.Leader == "" || leaders != 1 || a != alive || v != voters || len(zones) != voters || s != spares {
+		return fmt.Errorf("leader %q (%d), alive %d, voters %d in %d zones, spares %d; want alive %d, %d voters, %d spares: %+v",
+			st.Leader, leaders, a, v, len(zones), s, alive, voters, spares, st.Members)
+	}
+	return nil
+}
