@@ -1,0 +1,183 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lifeboat/lifeboat/fsm"
+)
+
+// fakeBackend records submissions and answers from a map.
+type fakeBackend struct {
+	workloads map[string]fsm.WorkloadSpec
+	epoch     uint64
+}
+
+func (f *fakeBackend) Status(context.Context) (Status, error) {
+	return Status{Node: "n1", Leader: "n1", Members: []Member{{Name: "n1", State: StateAlive, Role: RoleVoter}}}, nil
+}
+func (f *fakeBackend) Workloads(context.Context) ([]Workload, error) {
+	var out []Workload
+	for _, s := range f.workloads {
+		out = append(out, Workload{ID: s.ID, Spec: s})
+	}
+	return out, nil
+}
+func (f *fakeBackend) Workload(_ context.Context, id string) (Workload, error) {
+	s, ok := f.workloads[id]
+	if !ok {
+		return Workload{}, fmt.Errorf("%w: no workload %q", fsm.ErrNotFound, id)
+	}
+	return Workload{ID: id, Spec: s}, nil
+}
+func (f *fakeBackend) Submit(_ context.Context, s fsm.WorkloadSpec) (Workload, error) {
+	if _, ok := f.workloads[s.ID]; ok {
+		return Workload{}, fmt.Errorf("%w: workload %q", fsm.ErrExists, s.ID)
+	}
+	f.workloads[s.ID] = s
+	return Workload{ID: s.ID, Spec: s}, nil
+}
+func (f *fakeBackend) Remove(_ context.Context, id string) error {
+	if _, ok := f.workloads[id]; !ok {
+		return fmt.Errorf("%w: %s", fsm.ErrNotFound, id)
+	}
+	delete(f.workloads, id)
+	return nil
+}
+func (f *fakeBackend) AppendResult(_ context.Context, id string, epoch uint64, v string) (fsm.Result, error) {
+	if epoch != f.epoch {
+		return fsm.Result{}, fmt.Errorf("%w: epoch %d is not %d", fsm.ErrStaleEpoch, epoch, f.epoch)
+	}
+	return fsm.Result{Index: 9, Epoch: epoch, Value: v}, nil
+}
+func (f *fakeBackend) Migrations(context.Context) ([]fsm.Migration, error) { return nil, nil }
+func (f *fakeBackend) Ready() error                                         { return nil }
+
+func newTestServer(t *testing.T, auth Auth) (*httptest.Server, *fakeBackend) {
+	fb := &fakeBackend{workloads: map[string]fsm.WorkloadSpec{}, epoch: 7}
+	srv := httptest.NewServer(NewServer(fb, auth, nil))
+	t.Cleanup(srv.Close)
+	return srv, fb
+}
+
+const goodSpec = "id: counter\ncommand: [/usr/local/bin/counter, --port, \"8080\"]\ncheckpoint: {mode: app, interval: 10s}\n" +
+	"service: {port: 8080, listen: 18080, protocol: http, slo: 100ms}\n"
+
+func TestAuth(t *testing.T) {
+	srv, fb := newTestServer(t, Auth{Write: "w", Read: "r"})
+	ctx := context.Background()
+	cases := []struct {
+		name, token string
+		write       bool
+		want        error
+	}{
+		{"no token read", "", false, ErrUnauthorized},
+		{"wrong token read", "x", false, ErrUnauthorized},
+		{"read token read", "r", false, nil},
+		{"write token read", "w", false, nil},
+		{"no token write", "", true, ErrUnauthorized},
+		{"read token write", "r", true, ErrForbidden},
+		{"write token write", "w", true, nil},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cl := &Client{Base: srv.URL, Token: c.token}
+			var err error
+			if c.write {
+				_, err = cl.Submit(ctx, []byte(strings.Replace(goodSpec, "counter", fmt.Sprintf("c%d", i), 1)), "application/yaml")
+			} else {
+				_, err = cl.Status(ctx)
+			}
+			if c.want == nil && err != nil || c.want != nil && !errors.Is(err, c.want) {
+				t.Fatalf("err = %v, want %v", err, c.want)
+			}
+		})
+	}
+	if len(fb.workloads) != 1 {
+		t.Fatalf("only the write token may submit; workloads = %d", len(fb.workloads))
+	}
+	resp, err := http.Get(srv.URL + "/healthz")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("healthz must be open for load balancers: %v %v", resp, err)
+	}
+}
+
+func TestErrorsCarryCodeAndStatus(t *testing.T) {
+	srv, _ := newTestServer(t, Auth{})
+	cl := &Client{Base: srv.URL}
+	ctx := context.Background()
+	if _, err := cl.Submit(ctx, []byte(goodSpec), ""); err != nil {
+		t.Fatal(err)
+	}
+	check := func(name string, err error, sentinel error, status int) {
+		t.Helper()
+		var re *RemoteError
+		if !errors.Is(err, sentinel) || !errors.As(err, &re) || re.Status != status || re.Message == "" {
+			t.Errorf("%s: err = %#v, want %v with status %d and a message", name, err, sentinel, status)
+		}
+	}
+	_, err := cl.Submit(ctx, []byte(goodSpec), "")
+	check("duplicate", err, fsm.ErrExists, http.StatusConflict)
+	_, err = cl.Workload(ctx, "nope")
+	check("unknown workload", err, fsm.ErrNotFound, http.StatusNotFound)
+	_, err = cl.Submit(ctx, []byte("id: x\ncommand: [a]\ncheckpoint: {mode: teleport}\n"), "")
+	check("bad mode", err, fsm.ErrInvalid, http.StatusBadRequest)
+	_, err = cl.Submit(ctx, []byte(`{"id":"x","command":["a"],"colour":"red"}`), "application/json")
+	check("unknown field", err, ErrBadRequest, http.StatusBadRequest)
+	_, err = cl.AppendResult(ctx, "counter", 6, "late")
+	check("stale epoch", err, fsm.ErrStaleEpoch, http.StatusConflict)
+	if _, err := cl.AppendResult(ctx, "counter", 7, "ok"); err != nil {
+		t.Errorf("current epoch: %v", err)
+	}
+	err = cl.Do(ctx, http.MethodPost, "/v1/workloads/counter/results", []byte("x"), "", nil)
+	check("missing epoch header", err, ErrBadRequest, http.StatusBadRequest)
+	err = cl.Do(ctx, http.MethodGet, "/v1/nothing", nil, "", nil)
+	check("unknown path", err, fsm.ErrNotFound, http.StatusNotFound)
+}
+
+func TestDecodeSpec(t *testing.T) {
+	spec, err := DecodeSpec(strings.NewReader(goodSpec), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Duration(spec.Service.SLO) != 100*time.Millisecond || time.Duration(spec.Checkpoint.Interval) != 10*time.Second {
+		t.Fatalf("durations not parsed: %+v", spec)
+	}
+	if spec.Priority != fsm.PriorityNormal || spec.Standbys != 1 {
+		t.Fatalf("defaults not applied: %+v", spec)
+	}
+	for name, body := range map[string]string{
+		"empty":         "  ",
+		"yaml typo":     "id: x\ncomand: [a]\n",
+		"json typo":     `{"id":"x","comand":["a"]}`,
+		"bad duration":  "id: x\ncommand: [a]\ncheckpoint: {mode: app, interval: soon}\n",
+		"no command":    "id: x\n",
+		"bad id":        "id: X Y\ncommand: [a]\n",
+		"trailing junk": "{",
+	} {
+		if _, err := DecodeSpec(strings.NewReader(body), ""); err == nil {
+			t.Errorf("%s: accepted %q", name, body)
+		}
+	}
+}
+
+func FuzzDecodeSpec(f *testing.F) {
+	f.Add([]byte(goodSpec), "")
+	f.Add([]byte(`{"id":"a","command":["b"],"env":{"K":"V"},"resources":{"memory_mib":64}}`), "application/json")
+	f.Add([]byte("id: a\ncommand: [b]\nplacement: {prefer: [n1], clouds: [aws]}\n"), "application/yaml")
+	f.Fuzz(func(t *testing.T, body []byte, ctype string) {
+		spec, err := DecodeSpec(strings.NewReader(string(body)), ctype)
+		if err != nil {
+			return
+		}
+		if verr := spec.Validate(); verr != nil {
+			t.Fatalf("DecodeSpec accepted a spec that does not validate: %v", verr)
+		}
+	})
+}
