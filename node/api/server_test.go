@@ -57,7 +57,7 @@ func (f *fakeBackend) AppendResult(_ context.Context, id string, epoch uint64, v
 	return fsm.Result{Index: 9, Epoch: epoch, Value: v}, nil
 }
 func (f *fakeBackend) Migrations(context.Context) ([]fsm.Migration, error) { return nil, nil }
-func (f *fakeBackend) Ready() error                                         { return nil }
+func (f *fakeBackend) Ready() error                                        { return nil }
 
 func newTestServer(t *testing.T, auth Auth) (*httptest.Server, *fakeBackend) {
 	fb := &fakeBackend{workloads: map[string]fsm.WorkloadSpec{}, epoch: 7}
