@@ -224,6 +224,9 @@ func (c Config) memberlistConfig(keyring *memberlist.Keyring) *memberlist.Config
 	mc.GossipInterval = c.GossipInterval
 	mc.PushPullInterval = c.PushPullInterval
 	mc.RetransmitMult = c.RetransmitMult
+	// Joins and full syncs dial TCP; memberlist's 10 s would hold a re-join
+	// of a vanished peer (and the caller's shutdown) far too long.
+	mc.TCPTimeout = 3 * time.Second
 	mc.Keyring = keyring
 	if c.Transport != nil {
 		mc.Transport = c.Transport

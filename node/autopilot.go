@@ -75,10 +75,10 @@ func (n *Node) autopilotServer(name string, members map[string]gossip.Member, se
 	} else if inFSM {
 		s.Zone, s.Cloud = rec.Zone, rec.Cloud
 	}
-	gstate := string(m.State)
+	gstate := m.State
 	lost := inFSM && (rec.State == fsm.NodeLost || rec.State == fsm.NodeLeft)
-	s.Dead = !inGossip || gstate == "dead" || gstate == "left" || lost
-	s.Healthy = inGossip && gstate == "alive" && !lost && m.Meta.Addr != ""
+	s.Dead = !inGossip || gstate == gossip.MemberDead || gstate == gossip.MemberLeft || lost
+	s.Healthy = inGossip && gstate == gossip.MemberAlive && !lost && m.Meta.Addr != ""
 	s.Doomed = (inFSM && (rec.State == fsm.NodeDoomed || rec.State == fsm.NodeDraining)) ||
 		m.Meta.State == string(fsm.NodeDoomed) || m.Meta.State == string(fsm.NodeDraining)
 	if name == n.cfg.Name {

@@ -58,25 +58,25 @@ func memberView(name string, m gossip.Member, inGossip bool, rec fsm.Node, inFSM
 	if inGossip {
 		v.Gossip = string(m.State)
 	}
-	v.State = combinedState(string(m.State), inGossip, rec.State, inFSM)
+	v.State = combinedState(m.State, inGossip, rec.State, inFSM)
 	return v
 }
 
 // combinedState is the state the API shows. The replicated record wins for
 // lost, left, doomed and draining; gossip adds what Raft cannot know yet:
 // suspect, and dead (shown as lost before the lease runs out).
-func combinedState(g string, inGossip bool, rec fsm.NodeState, inFSM bool) string {
+func combinedState(g gossip.MemberState, inGossip bool, rec fsm.NodeState, inFSM bool) string {
 	if inFSM && rec != fsm.NodeAlive && rec != "" {
 		return string(rec)
 	}
 	switch {
 	case !inGossip:
 		return api.StateLost
-	case g == "dead":
+	case g == gossip.MemberDead:
 		return api.StateLost
-	case g == "left":
+	case g == gossip.MemberLeft:
 		return api.StateLeft
-	case g == "suspect":
+	case g == gossip.MemberSuspect:
 		return api.StateSuspect
 	}
 	return api.StateAlive

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/lifeboat/lifeboat/gossip"
 )
 
 // bootstrapLoop forms the cluster when --bootstrap-expect N peers are in
@@ -57,7 +59,7 @@ func (n *Node) bootstrapLoop(ctx context.Context) {
 // any of them is already in a Raft cluster.
 func (n *Node) bootstrapView() (alive []string, clusterSeen bool) {
 	for _, m := range n.gossip.Members() {
-		if string(m.State) != "alive" {
+		if m.State != gossip.MemberAlive {
 			continue
 		}
 		alive = append(alive, m.Name)

@@ -7,6 +7,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/lifeboat/lifeboat/fsm"
+	"github.com/lifeboat/lifeboat/gossip"
 )
 
 // leaderLoop runs the leader's duties every AutopilotInterval while this
@@ -60,13 +61,13 @@ func (n *Node) leadershipChanged(leader bool) {
 func (n *Node) reconcileMembers(ctx context.Context) {
 	for name, m := range n.members() {
 		rec, known := n.machine.Node(name)
-		switch string(m.State) {
-		case "alive":
+		switch m.State {
+		case gossip.MemberAlive:
 			want := nodeFromMeta(name, m.Meta, m.Port)
 			if !known || identityChanged(rec, want) || rec.State == fsm.NodeLost || rec.State == fsm.NodeLeft {
 				n.applyLogged(ctx, fsm.NodeUpsert{Node: want, At: n.now()})
 			}
-		case "left":
+		case gossip.MemberLeft:
 			if known && rec.State != fsm.NodeLeft {
 				n.applyLogged(ctx, fsm.NodeStateChange{Node: name, State: fsm.NodeLeft, At: n.now()})
 			}

@@ -52,9 +52,31 @@ func (n *Node) startGossip() error {
 	return nil
 }
 
+// rejoinEvery is how often a peer tries to reach peers gossip gave up on.
+const rejoinEvery = 5 * time.Second
+
 // joinLoop joins the configured peers, retrying until one answers (as
-// Consul's retry-join does), then stops.
+// Consul's retry-join does). Then, every rejoinEvery, it re-joins peers
+// gossip declared dead: memberlist alone heals only partitions shorter than
+// its gossip-to-the-dead time (about 30 s), as serf's reconnect does.
 func (n *Node) joinLoop(ctx context.Context) {
+	n.joinSeeds(ctx)
+	for sleep(ctx, rejoinEvery) {
+		var addrs []string
+		for _, m := range n.gossip.Members() {
+			if m.State == gossip.MemberDead && m.Addr != "" {
+				addrs = append(addrs, net.JoinHostPort(m.Addr, strconv.Itoa(m.Port)))
+			}
+		}
+		if len(addrs) > 0 {
+			if got, err := n.gossip.Join(addrs); got > 0 {
+				n.log.Info("re-joined peers gossip had declared dead", "contacted", got, "err", err)
+			}
+		}
+	}
+}
+
+func (n *Node) joinSeeds(ctx context.Context) {
 	if len(n.cfg.Join) == 0 {
 		return
 	}
@@ -154,7 +176,7 @@ func (n *Node) leaderName() string {
 		return string(id)
 	}
 	for _, m := range n.gossip.Members() {
-		if m.Meta.Leader && string(m.State) == "alive" {
+		if m.Meta.Leader && m.State == gossip.MemberAlive {
 			return m.Name
 		}
 	}

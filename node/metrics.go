@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lifeboat/lifeboat/gossip"
 )
 
 // metrics is the node's Prometheus registry and instruments. Each node has
@@ -42,7 +44,7 @@ func newMetrics(n *Node) *metrics {
 		}
 		alive := 0
 		for _, mm := range n.gossip.Members() {
-			if string(mm.State) == "alive" {
+			if mm.State == gossip.MemberAlive {
 				alive++
 			}
 		}

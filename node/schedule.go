@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/lifeboat/lifeboat/fsm"
+	"github.com/lifeboat/lifeboat/gossip"
 	"github.com/lifeboat/lifeboat/placement"
 )
 
@@ -65,7 +66,7 @@ func (n *Node) placementNodes(workloads []fsm.Workload) []placement.Node {
 		}
 		out = append(out, placement.Node{
 			Name: rec.Name, Zone: rec.Zone, Cloud: rec.Cloud, Modes: rec.Modes, Load: load[rec.Name], Free: free,
-			Eligible: ok && string(m.State) == "alive" && rec.State == fsm.NodeAlive && !rec.Drained,
+			Eligible: ok && m.State == gossip.MemberAlive && rec.State == fsm.NodeAlive && !rec.Drained,
 		})
 	}
 	return out
