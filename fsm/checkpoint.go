@@ -19,6 +19,9 @@ func (s *State) checkpointPrepare(c CheckpointPrepare) (any, error) {
 		return nil, err
 	}
 	seq := w.NextSeq
+	if c.Seq != 0 && c.Seq != seq {
+		return nil, fmt.Errorf("%w: workload %q: checkpoint seq %d was expected, the next is %d", ErrStaleEpoch, c.Workload, c.Seq, seq)
+	}
 	w.NextSeq++
 	w.Pending = &CheckpointRecord{
 		Seq:        seq,

@@ -103,3 +103,17 @@ func TestCheckpointAbort(t *testing.T) {
 	h.refuse(CheckpointAbort{Workload: "w", Seq: seq}, ErrNoPending)
 	h.refuse(CheckpointCommit{Workload: "w", Seq: seq, Digest: "d"}, ErrNoPending)
 }
+
+// TestPrepareExpectedSeq: a holder that names the seq it built its manifest
+// for is refused when another checkpoint took that seq first.
+func TestPrepareExpectedSeq(t *testing.T) {
+	h := newHarness(t)
+	h.ok(WorkloadSubmit{Spec: testSpec("w")})
+	epoch := h.grant("w", "n1")
+	next := h.workload("w").NextSeq
+	h.ok(CheckpointPrepare{Workload: "w", Epoch: epoch, Seq: next, Digest: "d1", Bytes: 1})
+	h.refuse(CheckpointPrepare{Workload: "w", Epoch: epoch, Seq: next, Digest: "d2", Bytes: 1}, ErrStaleEpoch)
+	if got := h.workload("w").Pending; got == nil || got.Digest != "d1" {
+		t.Fatalf("pending = %+v, want the first prepare to stand", got)
+	}
+}

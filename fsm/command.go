@@ -127,10 +127,12 @@ type WorkloadSetStandbys struct {
 // CheckpointPrepare records a pending checkpoint of the current epoch; its
 // Seq is the workload's NextSeq (returned in Response.Value as uint64). A
 // previous pending checkpoint is replaced. ErrStaleEpoch if Epoch is not
-// current.
+// current, or if Seq is set and is not the workload's NextSeq (the holder
+// builds the manifest, which names the seq, before it proposes).
 type CheckpointPrepare struct {
 	Workload string    `json:"workload"`
 	Epoch    uint64    `json:"epoch"`
+	Seq      uint64    `json:"seq,omitempty"`
 	Digest   string    `json:"digest"`
 	Bytes    int64     `json:"bytes"`
 	At       time.Time `json:"at"`
