@@ -17,3 +17,11 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+
+# CRIU ≥ 4.2 (the system's if good enough, else a private copy): only root
+# can checkpoint with CRIU; without root, app and none modes still work.
+if [ "$(id -u)" = 0 ]; then
+  bash "$(dirname "$0")/criu/install.sh" >/dev/null
+else
+  echo "deps: not root: skipping CRIU (app and none checkpoint modes only)" >&2
+fi
