@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lifeboat/lifeboat/fsm"
+	"github.com/lifeboat/lifeboat/node/runtime"
 )
 
 // ErrConfig is wrapped by every configuration error.
@@ -73,6 +74,10 @@ type Config struct {
 	// ForwardTimeout bounds one write forwarded to the leader.
 	ForwardTimeout time.Duration
 
+	// Checkpointers run workloads in their modes; nil means app and none
+	// (the CLI adds criu when `lifeboat doctor` would say it works).
+	Checkpointers []runtime.Checkpointer
+
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -128,7 +133,7 @@ func (c Config) Validate() error {
 	}{
 		{c.Name == "", "name: must not be empty"},
 		{len(c.Name) > 63, "name: at most 63 characters"},
-		{c.DataDir == "" && c.Net == nil, "data-dir: must not be empty"},
+		{c.DataDir == "", "data-dir: must not be empty"},
 		{net.ParseIP(c.BindAddr) == nil, fmt.Sprintf("bind: %q is not an IP address", c.BindAddr)},
 		{c.AdvertiseAddr != "" && net.ParseIP(c.AdvertiseAddr) == nil, fmt.Sprintf("advertise: %q is not an IP address", c.AdvertiseAddr)},
 		{c.BootstrapExpect < 0, "bootstrap-expect: must be ≥ 0"},

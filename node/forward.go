@@ -118,6 +118,8 @@ func (n *Node) registerInternal(s *api.Server) {
 	s.Handle("POST /v1/internal/apply", n.serveApply)
 	s.Handle("POST /v1/internal/lease", n.serveLease)
 	s.Handle("POST /v1/internal/mirror", n.serveMirror)
+	s.Handle("POST /v1/internal/checkpoint", n.serveCheckpoint)
+	s.Handle("POST /v1/internal/restart", n.serveRestart)
 }
 
 func (n *Node) serveApply(w http.ResponseWriter, r *http.Request) {

@@ -30,6 +30,7 @@ func newTestCluster(t *testing.T, spares int, peers ...peerSpec) *testCluster {
 	for i, p := range peers {
 		cfg := DefaultTestConfig(p.name)
 		cfg.Net = tc.net
+		cfg.DataDir = t.TempDir()
 		cfg.BindAddr = fmt.Sprintf("127.0.10.%d", i+1) // never dialled: MemNet carries everything
 		cfg.Zone, cfg.Region = p.zone, "test"
 		cfg.Spares = spares

@@ -105,6 +105,9 @@ func (n *Node) localMeta() gossip.Meta {
 		HTTPPort: uint16(n.cfg.HTTPPort), IngressPort: uint16(n.cfg.IngressPort),
 		State: string(fsm.NodeAlive), Role: api.RoleMember,
 	}
+	if n.sup != nil {
+		m.Modes = n.sup.Modes()
+	}
 	if n.raft == nil {
 		return m
 	}

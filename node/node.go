@@ -22,6 +22,7 @@ import (
 	"github.com/lifeboat/lifeboat/fsm"
 	"github.com/lifeboat/lifeboat/gossip"
 	"github.com/lifeboat/lifeboat/node/api"
+	"github.com/lifeboat/lifeboat/node/runtime"
 )
 
 // Node is one running peer.
@@ -45,6 +46,7 @@ type Node struct {
 	peers   *http.Client
 	metrics *metrics
 	leases  *leaseBatcher
+	sup     *runtime.Supervisor
 	kick    chan struct{} // wakes the leader loop early
 
 	mu sync.Mutex // guards the fields below
@@ -98,7 +100,7 @@ func (n *Node) HTTPAddr() string { return net.JoinHostPort(n.addr, strconv.Itoa(
 func (n *Node) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	steps := []func() error{n.startRaft, n.startGossip, n.startHTTP}
+	steps := []func() error{n.startRuntime, n.startRaft, n.startGossip, n.startHTTP}
 	for _, step := range steps {
 		if err := step(); err != nil {
 			n.Close()
@@ -113,6 +115,7 @@ func (n *Node) Start() error {
 	n.goLoop(ctx, "lease-flush", n.leaseFlushLoop)
 	n.goLoop(ctx, "lease-renew", n.renewLoop)
 	n.goLoop(ctx, "mirror", n.mirrorLoop)
+	n.goLoop(ctx, "sync", n.syncLoop)
 	n.log.Info("peer started", "addr", n.addr, "http", n.cfg.HTTPPort, "raft", n.cfg.RaftPort, "gossip", n.cfg.GossipPort)
 	return nil
 }
@@ -147,6 +150,9 @@ func (n *Node) Close() error {
 		cancel()
 	}
 	n.wg.Wait()
+	if n.sup != nil {
+		errs = append(errs, n.sup.Close())
+	}
 	if n.gossip != nil {
 		errs = append(errs, n.gossip.Close())
 	}
@@ -177,6 +183,22 @@ func ignoreClosed(err error) error {
 		return nil
 	}
 	return err
+}
+
+// startRuntime opens the checkpoint store and the supervisor.
+func (n *Node) startRuntime() error {
+	cks := n.cfg.Checkpointers
+	if cks == nil {
+		cks = []runtime.Checkpointer{runtime.NewApp(), runtime.None{}}
+	}
+	rc := runtime.DefaultConfig(n.cfg.DataDir)
+	rc.Logger = n.log.With("part", "runtime")
+	sup, err := runtime.New(rc, &runtimeCluster{n: n, lastSeq: map[string]uint64{}}, cks...)
+	if err != nil {
+		return fmt.Errorf("data-dir: %w", err)
+	}
+	n.sup = sup
+	return nil
 }
 
 // startHTTP serves the admin API.

@@ -72,6 +72,21 @@ func (c *Client) AppendResult(ctx context.Context, id string, epoch uint64, valu
 	return res, err
 }
 
+// Checkpoint asks the workload's holder for a checkpoint now.
+func (c *Client) Checkpoint(ctx context.Context, id string) (ActionResult, error) {
+	var res ActionResult
+	err := c.Do(ctx, http.MethodPost, "/v1/workloads/"+url.PathEscape(id)+"/checkpoint", nil, "", &res)
+	return res, err
+}
+
+// Restart restarts the workload on its holder.
+func (c *Client) Restart(ctx context.Context, id string, fromCheckpoint bool) (ActionResult, error) {
+	var res ActionResult
+	body, _ := json.Marshal(RestartRequest{FromCheckpoint: fromCheckpoint})
+	err := c.Do(ctx, http.MethodPost, "/v1/workloads/"+url.PathEscape(id)+"/restart", body, "application/json", &res)
+	return res, err
+}
+
 // Result mirrors fsm.Result for clients.
 type Result struct {
 	Index uint64 `json:"index"`

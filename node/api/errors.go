@@ -20,6 +20,13 @@ var (
 	ErrForbidden = errors.New("forbidden")
 	// ErrUnavailable means this peer cannot answer now (not ready).
 	ErrUnavailable = errors.New("unavailable")
+	// ErrConflict means the request does not fit the workload's state
+	// (not running here, a mode without checkpoints).
+	ErrConflict = errors.New("conflict")
+	// ErrCheckpointFailed means a checkpoint was attempted and failed.
+	ErrCheckpointFailed = errors.New("checkpoint failed")
+	// ErrRestoreFailed means a restore was attempted and refused or failed.
+	ErrRestoreFailed = errors.New("restore failed")
 )
 
 // errorCodes maps sentinels to wire codes and HTTP statuses, most specific
@@ -38,6 +45,9 @@ var errorCodes = []struct {
 	{fsm.ErrMalformed, "malformed", http.StatusBadRequest},
 	{fsm.ErrUnknownCommand, "unknown_command", http.StatusBadRequest},
 	{ErrBadRequest, "bad_request", http.StatusBadRequest},
+	{ErrConflict, "conflict", http.StatusConflict},
+	{ErrCheckpointFailed, "checkpoint_failed", http.StatusInternalServerError},
+	{ErrRestoreFailed, "restore_failed", http.StatusInternalServerError},
 	{ErrUnauthorized, "unauthorized", http.StatusUnauthorized},
 	{ErrForbidden, "forbidden", http.StatusForbidden},
 	{ErrNoLeader, "no_leader", http.StatusServiceUnavailable},

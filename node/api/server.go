@@ -29,6 +29,11 @@ type Backend interface {
 	Remove(ctx context.Context, id string) error
 	AppendResult(ctx context.Context, id string, epoch uint64, value string) (fsm.Result, error)
 	Migrations(ctx context.Context) ([]fsm.Migration, error)
+	// Checkpoint takes a checkpoint of a workload now, on its holder.
+	Checkpoint(ctx context.Context, id string) (ActionResult, error)
+	// Restart restarts a workload on its holder, from its latest committed
+	// checkpoint when fromCheckpoint.
+	Restart(ctx context.Context, id string, fromCheckpoint bool) (ActionResult, error)
 	// Ready returns nil when this peer should receive traffic.
 	Ready() error
 }
@@ -73,6 +78,8 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/workloads/{id}", s.guard(false, s.workload))
 	s.mux.HandleFunc("DELETE /v1/workloads/{id}", s.guard(true, s.remove))
 	s.mux.HandleFunc("POST /v1/workloads/{id}/results", s.guard(true, s.appendResult))
+	s.mux.HandleFunc("POST /v1/workloads/{id}/checkpoint", s.guard(true, s.checkpoint))
+	s.mux.HandleFunc("POST /v1/workloads/{id}/restart", s.guard(true, s.restart))
 	s.mux.HandleFunc("GET /v1/migrations", s.guard(false, s.migrations))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, fmt.Errorf("%w: no such endpoint: %s %s", fsm.ErrNotFound, r.Method, r.URL.Path))
@@ -154,6 +161,27 @@ func (s *Server) appendResult(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.backend.AppendResult(r.Context(), r.PathValue("id"), epoch, string(body))
 	respond(w, http.StatusCreated, res, err)
+}
+
+func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request) {
+	res, err := s.backend.Checkpoint(r.Context(), r.PathValue("id"))
+	respond(w, http.StatusOK, res, err)
+}
+
+func (s *Server) restart(w http.ResponseWriter, r *http.Request) {
+	var req RestartRequest
+	body, err := io.ReadAll(io.LimitReader(r.Body, 4096))
+	if err == nil && len(bytes.TrimSpace(body)) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		err = dec.Decode(&req)
+	}
+	if err != nil {
+		WriteError(w, badRequest("restart request: %v (want {\"from_checkpoint\": true|false})", err))
+		return
+	}
+	res, err := s.backend.Restart(r.Context(), r.PathValue("id"), req.FromCheckpoint)
+	respond(w, http.StatusOK, res, err)
 }
 
 func (s *Server) migrations(w http.ResponseWriter, r *http.Request) {

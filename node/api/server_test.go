@@ -58,6 +58,12 @@ func (f *fakeBackend) AppendResult(_ context.Context, id string, epoch uint64, v
 }
 func (f *fakeBackend) Migrations(context.Context) ([]fsm.Migration, error) { return nil, nil }
 func (f *fakeBackend) Ready() error                                        { return nil }
+func (f *fakeBackend) Checkpoint(_ context.Context, id string) (ActionResult, error) {
+	return ActionResult{Workload: id, Seq: 1}, nil
+}
+func (f *fakeBackend) Restart(_ context.Context, id string, from bool) (ActionResult, error) {
+	return ActionResult{Workload: id}, nil
+}
 
 func newTestServer(t *testing.T, auth Auth) (*httptest.Server, *fakeBackend) {
 	fb := &fakeBackend{workloads: map[string]fsm.WorkloadSpec{}, epoch: 7}

@@ -95,3 +95,22 @@ type ErrorDetail struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }
+
+// ActionResult answers POST /v1/workloads/{id}/checkpoint and /restart:
+// the checkpoint taken, or the one a restart restored from (Seq 0: the
+// workload started fresh).
+type ActionResult struct {
+	Workload string  `json:"workload"`
+	Epoch    uint64  `json:"epoch"`
+	Seq      uint64  `json:"seq"`
+	Digest   string  `json:"digest,omitempty"`
+	Bytes    int64   `json:"bytes,omitempty"`
+	FreezeMS float64 `json:"freeze_ms,omitempty"`
+	TookMS   float64 `json:"took_ms"`
+	PID      int     `json:"pid,omitempty"`
+}
+
+// RestartRequest is the body of POST /v1/workloads/{id}/restart.
+type RestartRequest struct {
+	FromCheckpoint bool `json:"from_checkpoint"`
+}

@@ -1,0 +1,213 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/lifeboat/lifeboat/fsm"
+	"github.com/lifeboat/lifeboat/transfer"
+)
+
+// Cluster is what the supervisor needs from the node. Workload goroutines
+// call it concurrently (one call at a time per workload); calls may block
+// on Raft and must honour ctx.
+type Cluster interface {
+	// Report records a workload's state under its epoch.
+	Report(ctx context.Context, id string, epoch uint64, state fsm.WorkloadState, msg string) error
+	// NextSeq is the seq the workload's next checkpoint will take.
+	NextSeq(id string) uint64
+	// Commit records a sealed local checkpoint in Raft (prepare, commit).
+	Commit(ctx context.Context, id string, epoch uint64, c *transfer.Checkpoint) error
+	// Committed lists the workload's committed checkpoints, oldest first.
+	Committed(id string) []fsm.CheckpointRecord
+}
+
+// Config configures a Supervisor.
+type Config struct {
+	// DataDir holds workloads/<id>/ (logs, scratch) and checkpoints/.
+	DataDir string
+	// Keep is how many checkpoints per workload the local store keeps.
+	Keep int
+	// RestartMin and RestartMax bound the crash-restart backoff.
+	RestartMin, RestartMax time.Duration
+	// StopTimeout is how long a stopped workload gets after SIGTERM.
+	StopTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+// DefaultConfig returns production settings for dataDir.
+func DefaultConfig(dataDir string) Config {
+	return Config{DataDir: dataDir, Keep: 2, RestartMin: 200 * time.Millisecond, RestartMax: 30 * time.Second, StopTimeout: 10 * time.Second}
+}
+
+// Validate names the first bad setting.
+func (c Config) Validate() error {
+	switch {
+	case c.DataDir == "":
+		return errors.New("runtime: DataDir must be set")
+	case c.Keep < 1:
+		return errors.New("runtime: Keep must be at least 1")
+	case c.RestartMin <= 0 || c.RestartMax < c.RestartMin:
+		return errors.New("runtime: need 0 < RestartMin ≤ RestartMax")
+	case c.StopTimeout <= 0:
+		return errors.New("runtime: StopTimeout must be > 0")
+	}
+	return nil
+}
+
+// Desired is one workload this node should run.
+type Desired struct {
+	Spec  fsm.WorkloadSpec
+	Epoch uint64
+	// From is the committed checkpoint to start from; nil starts fresh.
+	From *fsm.CheckpointRecord
+}
+
+// ErrNotRunning means this node does not run the workload.
+var ErrNotRunning = errors.New("workload not running on this node")
+
+// Supervisor runs the workloads granted to this node.
+type Supervisor struct {
+	cfg     Config
+	log     *slog.Logger
+	modes   map[string]Checkpointer
+	store   *transfer.Store
+	cluster Cluster
+
+	mu     sync.Mutex // guards units and closed
+	units  map[string]*unit
+	closed bool
+	wg     sync.WaitGroup // one per unit goroutine
+}
+
+// New builds a supervisor over the given checkpointers (by Mode()).
+func New(cfg Config, cluster Cluster, checkpointers ...Checkpointer) (*Supervisor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	store, err := transfer.OpenStore(filepath.Join(cfg.DataDir, "checkpoints"), cfg.Keep)
+	if err != nil {
+		return nil, fmt.Errorf("runtime: checkpoint store: %w", err)
+	}
+	s := &Supervisor{cfg: cfg, log: cfg.Logger, modes: map[string]Checkpointer{}, store: store,
+		cluster: cluster, units: map[string]*unit{}}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	for _, c := range checkpointers {
+		s.modes[c.Mode()] = c
+	}
+	return s, nil
+}
+
+// Store is the local checkpoint store.
+func (s *Supervisor) Store() *transfer.Store { return s.store }
+
+// Modes lists the checkpoint modes this supervisor can run.
+func (s *Supervisor) Modes() []string {
+	out := make([]string, 0, len(s.modes))
+	for _, m := range []string{fsm.ModeCRIU, fsm.ModeApp, fsm.ModeNone} {
+		if _, ok := s.modes[m]; ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Sync makes the running set match desired: it starts what is missing,
+// stops what is no longer wanted and passes new epochs on. The node calls
+// it whenever its replica changes; it does not block on the workloads.
+func (s *Supervisor) Sync(desired []Desired) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	want := map[string]Desired{}
+	for _, d := range desired {
+		want[d.Spec.ID] = d
+	}
+	for id, u := range s.units {
+		d, ok := want[id]
+		if !ok || u.done() {
+			u.stop()
+			delete(s.units, id)
+			continue
+		}
+		u.setEpoch(d.Epoch)
+	}
+	for id, d := range want {
+		if _, ok := s.units[id]; !ok {
+			s.startUnitLocked(d)
+		}
+	}
+}
+
+func (s *Supervisor) startUnitLocked(d Desired) {
+	ck, ok := s.modes[d.Spec.Checkpoint.Mode]
+	if !ok {
+		s.log.Error("no checkpointer for the workload's mode", "workload", d.Spec.ID, "mode", d.Spec.Checkpoint.Mode)
+		go s.cluster.Report(context.Background(), d.Spec.ID, d.Epoch, fsm.WorkloadFailed,
+			fmt.Sprintf("this node cannot run checkpoint mode %q", d.Spec.Checkpoint.Mode))
+		return
+	}
+	u := newUnit(s, d, ck)
+	s.units[d.Spec.ID] = u
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		u.run()
+	}()
+}
+
+func (s *Supervisor) unit(id string) (*unit, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.units[id]
+	if !ok || u.done() {
+		return nil, fmt.Errorf("%w: %s", ErrNotRunning, id)
+	}
+	return u, nil
+}
+
+// Checkpoint takes a checkpoint of a running workload now (leaving it
+// running), seals it and commits it through the cluster.
+func (s *Supervisor) Checkpoint(ctx context.Context, id string) (Result, error) {
+	u, err := s.unit(id)
+	if err != nil {
+		return Result{}, err
+	}
+	return u.request(ctx, reqCheckpoint)
+}
+
+// Restart stops a workload and starts it again: from its latest committed
+// checkpoint when fromCheckpoint, else fresh.
+func (s *Supervisor) Restart(ctx context.Context, id string, fromCheckpoint bool) (Result, error) {
+	u, err := s.unit(id)
+	if err != nil {
+		return Result{}, err
+	}
+	kind := reqRestartFresh
+	if fromCheckpoint {
+		kind = reqRestartFromCheckpoint
+	}
+	return u.request(ctx, kind)
+}
+
+// Close stops every workload and waits for them.
+func (s *Supervisor) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	for id, u := range s.units {
+		u.stop()
+		delete(s.units, id)
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}

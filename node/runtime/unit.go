@@ -1,0 +1,380 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/lifeboat/lifeboat/fsm"
+	"github.com/lifeboat/lifeboat/transfer"
+)
+
+// Result describes a checkpoint taken or a (re)start done on request.
+type Result struct {
+	Workload string `json:"workload"`
+	Epoch    uint64 `json:"epoch"`
+	// Seq, Digest and Bytes describe the checkpoint taken, or the one a
+	// restart restored from (Seq 0: started fresh).
+	Seq    uint64        `json:"seq"`
+	Digest string        `json:"digest,omitempty"`
+	Bytes  int64         `json:"bytes,omitempty"`
+	Freeze time.Duration `json:"freeze_ns,omitempty"`
+	Took   time.Duration `json:"took_ns"`
+	PID    int           `json:"pid,omitempty"`
+}
+
+type reqKind int
+
+const (
+	reqCheckpoint reqKind = iota + 1
+	reqRestartFresh
+	reqRestartFromCheckpoint
+)
+
+type request struct {
+	kind  reqKind
+	reply chan reply
+}
+
+type reply struct {
+	res Result
+	err error
+}
+
+// checkpointTimeout bounds one checkpoint (a 1 GiB dump takes ~1 s here).
+const checkpointTimeout = 2 * time.Minute
+
+// unit is one workload's goroutine: it starts the process, waits for it,
+// takes periodic checkpoints, serves requests and restarts it on crash.
+type unit struct {
+	s      *Supervisor
+	ck     Checkpointer
+	spec   fsm.WorkloadSpec
+	from   *fsm.CheckpointRecord // first start only
+	reqs   chan request
+	ctx    context.Context
+	cancel context.CancelFunc
+	exited chan struct{}
+
+	mu    sync.Mutex // guards epoch
+	epoch uint64
+
+	curPID atomic.Int64 // the running process, 0 when none
+}
+
+// pid is the running process's host PID, 0 when none runs.
+func (u *unit) pid() int { return int(u.curPID.Load()) }
+
+func newUnit(s *Supervisor, d Desired, ck Checkpointer) *unit {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &unit{s: s, ck: ck, spec: d.Spec, from: d.From, epoch: d.Epoch, reqs: make(chan request),
+		ctx: ctx, cancel: cancel, exited: make(chan struct{})}
+}
+
+func (u *unit) workload() Workload {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return Workload{Spec: u.spec, Epoch: u.epoch, Dir: filepath.Join(u.s.cfg.DataDir, "workloads", u.spec.ID)}
+}
+
+func (u *unit) setEpoch(e uint64) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.epoch = e
+}
+
+func (u *unit) stop() { u.cancel() }
+
+func (u *unit) done() bool {
+	select {
+	case <-u.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// request hands a request to the unit's goroutine and waits for it.
+func (u *unit) request(ctx context.Context, kind reqKind) (Result, error) {
+	r := request{kind: kind, reply: make(chan reply, 1)}
+	select {
+	case u.reqs <- r:
+	case <-u.exited:
+		return Result{}, fmt.Errorf("%w: %s", ErrNotRunning, u.spec.ID)
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+	select {
+	case rep := <-r.reply:
+		return rep.res, rep.err
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+}
+
+func (u *unit) report(state fsm.WorkloadState, msg string) {
+	w := u.workload()
+	ctx, cancel := context.WithTimeout(u.ctx, 5*time.Second)
+	defer cancel()
+	if err := u.s.cluster.Report(ctx, w.Spec.ID, w.Epoch, state, msg); err != nil && u.ctx.Err() == nil {
+		u.s.log.Warn("workload state not recorded", "workload", w.Spec.ID, "state", state, "err", err)
+	}
+}
+
+// run is the unit's life: start, serve, restart on crash with backoff.
+func (u *unit) run() {
+	defer close(u.exited)
+	from, backoff := u.from, u.s.cfg.RestartMin
+	var pending *request // a restart request waiting for the new start
+	for u.ctx.Err() == nil {
+		proc, res, err := u.start(from)
+		if pending != nil {
+			pending.reply <- reply{res, err}
+			pending = nil
+		}
+		if err != nil {
+			u.s.log.Error("workload did not start", "workload", u.spec.ID, "err", err)
+			u.report(fsm.WorkloadFailed, err.Error())
+			from = u.fallback(from)
+			if !sleepCtx(u.ctx, backoff) {
+				return
+			}
+			backoff = min(2*backoff, u.s.cfg.RestartMax)
+			continue
+		}
+		u.report(fsm.WorkloadRunning, startMessage(res))
+		started := time.Now()
+		u.curPID.Store(int64(proc.Pid))
+		out := u.serve(proc)
+		u.curPID.Store(0)
+		if out.restart != nil {
+			from, pending = out.from, out.restart
+			continue
+		}
+		if u.ctx.Err() != nil {
+			return
+		}
+		if time.Since(started) > 10*u.s.cfg.RestartMin {
+			backoff = u.s.cfg.RestartMin
+		}
+		from = u.afterCrash(out.err, backoff)
+		if !sleepCtx(u.ctx, backoff) {
+			return
+		}
+		backoff = min(2*backoff, u.s.cfg.RestartMax)
+	}
+}
+
+// afterCrash reports a crash and picks what to restart from: the latest
+// committed checkpoint, so that as little state as possible is lost.
+func (u *unit) afterCrash(exit error, backoff time.Duration) *fsm.CheckpointRecord {
+	msg := fmt.Sprintf("exited (%v); restarting in %v", exit, backoff)
+	u.s.log.Warn("workload exited", "workload", u.spec.ID, "exit", exit, "backoff", backoff)
+	u.report(fsm.WorkloadFailed, msg)
+	if u.spec.Checkpoint.Mode == fsm.ModeNone {
+		return nil
+	}
+	return u.latest()
+}
+
+// latest is the newest committed checkpoint, or nil.
+func (u *unit) latest() *fsm.CheckpointRecord {
+	recs := u.s.cluster.Committed(u.spec.ID)
+	if len(recs) == 0 {
+		return nil
+	}
+	return &recs[len(recs)-1]
+}
+
+// fallback decides what the next start tries after a failed one: a
+// checkpoint that cannot be restored (missing, corrupt, refused by CRIU)
+// gives way to the committed one before it, and the oldest to a fresh
+// start; the failed report before names the reason.
+func (u *unit) fallback(from *fsm.CheckpointRecord) *fsm.CheckpointRecord {
+	if from == nil {
+		return nil
+	}
+	recs := u.s.cluster.Committed(u.spec.ID)
+	for i := len(recs) - 1; i >= 0; i-- {
+		if recs[i].Seq < from.Seq {
+			u.s.log.Error("falling back to an older checkpoint", "workload", u.spec.ID, "failed", from.Seq, "next", recs[i].Seq)
+			return &recs[i]
+		}
+	}
+	u.s.log.Error("no older checkpoint; starting fresh", "workload", u.spec.ID, "failed", from.Seq)
+	return nil
+}
+
+func startMessage(r Result) string {
+	if r.Seq == 0 {
+		return fmt.Sprintf("started (pid %d)", r.PID)
+	}
+	return fmt.Sprintf("restored from checkpoint #%d (pid %d)", r.Seq, r.PID)
+}
+
+// start starts the process, restored from `from` (verified first) or fresh.
+func (u *unit) start(from *fsm.CheckpointRecord) (*os.Process, Result, error) {
+	w := u.workload()
+	res := Result{Workload: w.Spec.ID, Epoch: w.Epoch}
+	begin := time.Now()
+	dir := ""
+	if from != nil {
+		c, err := u.s.store.Get(w.Spec.ID, from.Seq)
+		if err != nil {
+			return nil, res, fmt.Errorf("%w: checkpoint #%d of %s is not in this node's store: %v", ErrRestore, from.Seq, w.Spec.ID, err)
+		}
+		if err := u.s.store.Verify(c, from.Digest); err != nil {
+			return nil, res, fmt.Errorf("%w: refusing checkpoint #%d of %s: %v", ErrRestore, from.Seq, w.Spec.ID, err)
+		}
+		dir = c.FilesDir()
+		res.Seq, res.Digest, res.Bytes = from.Seq, from.Digest, from.Bytes
+	}
+	ctx, cancel := context.WithTimeout(u.ctx, checkpointTimeout)
+	defer cancel()
+	proc, err := u.ck.Start(ctx, w, dir)
+	res.Took = time.Since(begin)
+	if err != nil {
+		return nil, res, err
+	}
+	res.PID = proc.Pid
+	return proc, res, nil
+}
+
+// outcome is how serve ended: the process exited (err), or a restart was
+// asked for (restart, from), or the unit was stopped.
+type outcome struct {
+	err     error
+	restart *request
+	from    *fsm.CheckpointRecord
+}
+
+// serve waits for the process while taking periodic checkpoints and
+// answering requests.
+func (u *unit) serve(proc *os.Process) outcome {
+	waitCh := make(chan error, 1)
+	go func() { // ends when the process ends; stop and restart kill it
+		st, err := proc.Wait()
+		if err == nil && !st.Success() {
+			err = errors.New(st.String())
+		}
+		waitCh <- err
+	}()
+	var tick <-chan time.Time
+	if iv := time.Duration(u.spec.Checkpoint.Interval); iv > 0 && u.spec.Checkpoint.Mode != fsm.ModeNone {
+		t := time.NewTicker(iv)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case err := <-waitCh:
+			return outcome{err: err}
+		case <-u.ctx.Done():
+			u.terminate(proc, waitCh)
+			return outcome{}
+		case <-tick:
+			if _, err := u.checkpoint(proc); err != nil {
+				u.s.log.Warn("periodic checkpoint failed", "workload", u.spec.ID, "err", err)
+			}
+		case r := <-u.reqs:
+			if out, done := u.handle(r, proc, waitCh); done {
+				return out
+			}
+		}
+	}
+}
+
+// handle serves one request; done reports whether the process is gone.
+func (u *unit) handle(r request, proc *os.Process, waitCh chan error) (outcome, bool) {
+	switch r.kind {
+	case reqCheckpoint:
+		res, err := u.checkpoint(proc)
+		r.reply <- reply{res, err}
+		return outcome{}, false
+	case reqRestartFromCheckpoint:
+		rec := u.latest()
+		if rec == nil {
+			r.reply <- reply{err: fmt.Errorf("%w: %s has no committed checkpoint", ErrRestore, u.spec.ID)}
+			return outcome{}, false
+		}
+		u.terminate(proc, waitCh)
+		return outcome{restart: &r, from: rec}, true
+	default:
+		u.terminate(proc, waitCh)
+		return outcome{restart: &r}, true
+	}
+}
+
+// terminate stops the process: SIGTERM, then SIGKILL after StopTimeout.
+func (u *unit) terminate(proc *os.Process, waitCh chan error) {
+	_ = proc.Signal(syscall.SIGTERM)
+	select {
+	case <-waitCh:
+		return
+	case <-time.After(u.s.cfg.StopTimeout):
+	}
+	_ = proc.Kill()
+	<-waitCh
+}
+
+// checkpoint takes a leave-running checkpoint into the store and commits it.
+func (u *unit) checkpoint(proc *os.Process) (Result, error) {
+	w := u.workload()
+	res := Result{Workload: w.Spec.ID, Epoch: w.Epoch}
+	if w.Spec.Checkpoint.Mode == fsm.ModeNone {
+		return res, ErrNoCheckpoint
+	}
+	ctx, cancel := context.WithTimeout(u.ctx, checkpointTimeout)
+	defer cancel()
+	begin := time.Now()
+	st, err := u.s.store.Stage(w.Spec.ID)
+	if err != nil {
+		return res, fmt.Errorf("%w: staging: %v", ErrCheckpoint, err)
+	}
+	stats, err := u.ck.Checkpoint(ctx, w, proc, st.Dir, true)
+	if err != nil {
+		_ = st.Abort()
+		return res, err
+	}
+	c, err := u.seal(ctx, st, w)
+	if err != nil {
+		return res, err
+	}
+	res.Seq, res.Digest, res.Bytes = c.Manifest.Seq, c.Digest, c.Manifest.Bytes()
+	res.Freeze, res.Took = stats.Freeze, time.Since(begin)
+	return res, nil
+}
+
+// seal seals a staged checkpoint and commits it through the cluster; a
+// checkpoint the cluster refuses is removed again.
+func (u *unit) seal(ctx context.Context, st *transfer.Staging, w Workload) (*transfer.Checkpoint, error) {
+	info := transfer.Info{Workload: w.Spec.ID, Epoch: w.Epoch, Seq: u.s.cluster.NextSeq(w.Spec.ID),
+		Mode: w.Spec.Checkpoint.Mode, CreatedAt: time.Now()}
+	c, err := u.s.store.Seal(st, info)
+	if err != nil {
+		_ = st.Abort()
+		return nil, fmt.Errorf("%w: sealing: %v", ErrCheckpoint, err)
+	}
+	if err := u.s.cluster.Commit(ctx, w.Spec.ID, w.Epoch, c); err != nil {
+		_ = u.s.store.Remove(w.Spec.ID, info.Seq)
+		return nil, fmt.Errorf("%w: committing checkpoint #%d: %v", ErrCheckpoint, info.Seq, err)
+	}
+	return c, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,219 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/lifeboat/lifeboat/fsm"
+	"github.com/lifeboat/lifeboat/node/api"
+	"github.com/lifeboat/lifeboat/node/runtime"
+	"github.com/lifeboat/lifeboat/transfer"
+)
+
+// runtimeCluster is the supervisor's view of the cluster: reports and
+// checkpoint records go through Raft, reads come from this node's replica.
+type runtimeCluster struct {
+	n *Node
+
+	mu      sync.Mutex // guards lastSeq
+	lastSeq map[string]uint64
+}
+
+var _ runtime.Cluster = (*runtimeCluster)(nil)
+
+// Report records the workload's state under its epoch.
+func (c *runtimeCluster) Report(ctx context.Context, id string, epoch uint64, st fsm.WorkloadState, msg string) error {
+	_, _, err := c.n.apply(ctx, fsm.WorkloadReport{Workload: id, Epoch: epoch, State: st, Message: msg, At: c.n.now()})
+	return err
+}
+
+// NextSeq is the seq of the workload's next checkpoint. A member's mirror
+// may not show this node's last commit yet, so the last seq committed
+// from here counts too.
+func (c *runtimeCluster) NextSeq(id string) uint64 {
+	next := uint64(1)
+	if w, ok := c.n.view().Workload(id); ok && w.NextSeq > next {
+		next = w.NextSeq
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return max(next, c.lastSeq[id]+1)
+}
+
+// Commit records a sealed local checkpoint: prepare, then commit with this
+// node as the one holding a verified copy. (Shipping it to standbys before
+// the commit comes with the transfer.)
+func (c *runtimeCluster) Commit(ctx context.Context, id string, epoch uint64, ck *transfer.Checkpoint) error {
+	m := ck.Manifest
+	prep := fsm.CheckpointPrepare{Workload: id, Epoch: epoch, Seq: m.Seq, Digest: ck.Digest, Bytes: m.Bytes(), At: c.n.now()}
+	if _, _, err := c.n.apply(ctx, prep); err != nil {
+		return err
+	}
+	commit := fsm.CheckpointCommit{Workload: id, Seq: m.Seq, Digest: ck.Digest, Standbys: []string{c.n.cfg.Name}, At: c.n.now()}
+	if _, _, err := c.n.apply(ctx, commit); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.lastSeq[id] = max(c.lastSeq[id], m.Seq)
+	c.mu.Unlock()
+	return nil
+}
+
+// Committed lists the workload's committed checkpoints, oldest first.
+func (c *runtimeCluster) Committed(id string) []fsm.CheckpointRecord {
+	w, ok := c.n.view().Workload(id)
+	if !ok {
+		return nil
+	}
+	return w.Checkpoints
+}
+
+// syncLoop keeps the supervisor running exactly the workloads the
+// replicated state grants to this node.
+func (n *Node) syncLoop(ctx context.Context) {
+	for {
+		v := n.view()
+		changed := v.Notify()
+		n.sup.Sync(n.desired(v))
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-time.After(time.Second): // the view itself may switch (member ↔ Raft)
+		}
+	}
+}
+
+// desired is what this node should run according to replica v.
+func (n *Node) desired(v *fsm.Machine) []runtime.Desired {
+	var out []runtime.Desired
+	for _, w := range v.Workloads() {
+		a := w.Assignment
+		if a.Holder != n.cfg.Name || a.Epoch == 0 || a.State == fsm.WorkloadStopped {
+			continue
+		}
+		d := runtime.Desired{Spec: w.Spec, Epoch: a.Epoch}
+		if k := len(w.Checkpoints); k > 0 {
+			rec := w.Checkpoints[k-1]
+			d.From = &rec
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// Checkpoint takes a checkpoint of a workload now, on its holder.
+func (n *Node) Checkpoint(ctx context.Context, id string) (api.ActionResult, error) {
+	var res runtime.Result
+	err := n.onHolder(ctx, id, "/v1/internal/checkpoint", []byte(id), &res, func() error {
+		var err error
+		res, err = n.localSup(func(sup *runtime.Supervisor) (runtime.Result, error) { return sup.Checkpoint(ctx, id) })
+		return err
+	})
+	return actionResult(res), err
+}
+
+// Restart restarts a workload on its holder, from its latest committed
+// checkpoint when fromCheckpoint.
+func (n *Node) Restart(ctx context.Context, id string, fromCheckpoint bool) (api.ActionResult, error) {
+	var res runtime.Result
+	body, _ := json.Marshal(restartRequest{ID: id, FromCheckpoint: fromCheckpoint})
+	err := n.onHolder(ctx, id, "/v1/internal/restart", body, &res, func() error {
+		var err error
+		res, err = n.localSup(func(sup *runtime.Supervisor) (runtime.Result, error) {
+			return sup.Restart(ctx, id, fromCheckpoint)
+		})
+		return err
+	})
+	return actionResult(res), err
+}
+
+func actionResult(r runtime.Result) api.ActionResult {
+	return api.ActionResult{Workload: r.Workload, Epoch: r.Epoch, Seq: r.Seq, Digest: r.Digest, Bytes: r.Bytes,
+		FreezeMS: ms(r.Freeze), TookMS: ms(r.Took), PID: r.PID}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+type restartRequest struct {
+	ID             string `json:"id"`
+	FromCheckpoint bool   `json:"from_checkpoint"`
+}
+
+// onHolder runs local when this node holds the workload, otherwise posts
+// body to the holder's internal endpoint path.
+func (n *Node) onHolder(ctx context.Context, id, path string, body []byte, out any, local func() error) error {
+	w, ok := n.view().Workload(id)
+	if !ok {
+		return fmt.Errorf("%w: no workload %q", fsm.ErrNotFound, id)
+	}
+	holder := w.Assignment.Holder
+	if holder == "" {
+		return fmt.Errorf("%w: workload %q has no holder yet", api.ErrUnavailable, id)
+	}
+	if holder == n.cfg.Name {
+		return local()
+	}
+	addr := n.httpAddrOf(holder)
+	if addr == "" {
+		return fmt.Errorf("%w: holder %s of %q is not reachable", api.ErrUnavailable, holder, id)
+	}
+	return n.peerCall(ctx, addr, path, body, out)
+}
+
+func (n *Node) serveCheckpoint(w http.ResponseWriter, r *http.Request) {
+	id, err := io.ReadAll(io.LimitReader(r.Body, 256))
+	if err != nil {
+		api.WriteError(w, fmt.Errorf("%w: %v", api.ErrBadRequest, err))
+		return
+	}
+	res, err := n.localSup(func(sup *runtime.Supervisor) (runtime.Result, error) { return sup.Checkpoint(r.Context(), string(id)) })
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	writeJSON(w, res)
+}
+
+func (n *Node) serveRestart(w http.ResponseWriter, r *http.Request) {
+	var req restartRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1024)).Decode(&req); err != nil {
+		api.WriteError(w, fmt.Errorf("%w: restart request: %v", api.ErrBadRequest, err))
+		return
+	}
+	res, err := n.localSup(func(sup *runtime.Supervisor) (runtime.Result, error) {
+		return sup.Restart(r.Context(), req.ID, req.FromCheckpoint)
+	})
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	writeJSON(w, res)
+}
+
+// localSup runs f on this node's supervisor (never forwarding: the
+// internal endpoints use it, so two peers that disagree about the holder
+// cannot bounce a request between them) and gives runtime errors their
+// API codes.
+func (n *Node) localSup(f func(*runtime.Supervisor) (runtime.Result, error)) (runtime.Result, error) {
+	if n.sup == nil {
+		return runtime.Result{}, fmt.Errorf("%w: this node runs no workloads", api.ErrUnavailable)
+	}
+	res, err := f(n.sup)
+	switch {
+	case err == nil:
+	case errors.Is(err, runtime.ErrNotRunning), errors.Is(err, runtime.ErrNoCheckpoint):
+		err = fmt.Errorf("%w: %w", api.ErrConflict, err)
+	case errors.Is(err, runtime.ErrRestore):
+		err = fmt.Errorf("%w: %w", api.ErrRestoreFailed, err)
+	case errors.Is(err, runtime.ErrCheckpoint):
+		err = fmt.Errorf("%w: %w", api.ErrCheckpointFailed, err)
+	}
+	return res, err
+}
