@@ -58,6 +58,7 @@ func benchMove(b *testing.B, c *CRIU, bin string, mib int, m criuMover) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		b.Cleanup(func() { os.RemoveAll(dir) }) // also when an iteration fails
 		poll := startPoller(url)
 		t0 := time.Now()
 		if err := m.dump(w, cur.p, dir); err != nil {
