@@ -2,19 +2,24 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime"
+	goruntime "runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/lifeboat/lifeboat/fsm"
 	"github.com/lifeboat/lifeboat/gossip"
 	"github.com/lifeboat/lifeboat/node"
 	"github.com/lifeboat/lifeboat/node/cloud"
+	"github.com/lifeboat/lifeboat/node/host"
+	"github.com/lifeboat/lifeboat/node/runtime"
 )
 
 // agentFlags are the agent's settings as typed; toConfig turns them into a
@@ -23,6 +28,7 @@ type agentFlags struct {
 	cfg        node.Config
 	cloud      string
 	gossipKeys []string
+	criuPath   string
 	logLevel   string
 	logFormat  string
 	configFile string
@@ -55,8 +61,8 @@ func newAgentCmd() *cobra.Command {
 func (af *agentFlags) register(cmd *cobra.Command) {
 	f := cmd.Flags()
 	c := &af.cfg
-	host, _ := os.Hostname()
-	f.StringVar(&c.Name, "name", host, "node name")
+	hostname, _ := os.Hostname()
+	f.StringVar(&c.Name, "name", hostname, "node name")
 	f.StringVar(&c.DataDir, "data-dir", c.DataDir, "Raft log, checkpoints, workload logs")
 	f.StringVar(&c.BindAddr, "bind", c.BindAddr, "address of every listener")
 	f.StringVar(&c.AdvertiseAddr, "advertise", "", "address peers use to reach this one (default: bind, or the first non-loopback)")
@@ -81,6 +87,7 @@ func (af *agentFlags) register(cmd *cobra.Command) {
 	f.Int64Var(&c.Capacity.MemoryMiB, "memory-mib", 0, "memory offered to workloads (default: the host's memory less 10 %)")
 	f.Int64Var(&c.Capacity.CPUMillis, "cpu-millis", 0, "CPU offered to workloads in millicores (default: all cores)")
 	f.DurationVar(&c.LeaseTTL, "lease-ttl", c.LeaseTTL, "node lease lifetime; renewed every TTL/3")
+	f.StringVar(&af.criuPath, "criu", host.FindCRIU(), "criu binary for the criu checkpoint mode (\"\": none; the mode is offered only when `lifeboat doctor` says it works)")
 	f.StringVar(&af.logLevel, "log-level", "info", "debug|info|warn|error")
 	f.StringVar(&af.logFormat, "log-format", "text", "text|json")
 	f.StringVar(&af.configFile, "config", "", "YAML file with the same keys as these flags")
@@ -110,17 +117,50 @@ func (af *agentFlags) toConfig() (node.Config, error) {
 		c.Capacity.MemoryMiB = hostMemoryMiB() * 9 / 10
 	}
 	if c.Capacity.CPUMillis == 0 {
-		c.Capacity.CPUMillis = int64(runtime.NumCPU()) * 1000
+		c.Capacity.CPUMillis = int64(goruntime.NumCPU()) * 1000
 	}
 	log, err := newLogger(af.logLevel, af.logFormat)
 	if err != nil {
 		return c, err
 	}
 	c.Logger = log
+	cks, err := af.checkpointers(log)
+	if err != nil {
+		return c, err
+	}
+	c.Checkpointers = cks
 	if err := c.Validate(); err != nil {
 		return c, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	return c, nil
+}
+
+// checkpointers offers the criu mode only where the host probe says it
+// works (root, CRIU ≥ 4.2, criu check, PID namespaces); app and none always.
+func (af *agentFlags) checkpointers(log *slog.Logger) ([]runtime.Checkpointer, error) {
+	cks := []runtime.Checkpointer{runtime.NewApp(), runtime.None{}}
+	if af.criuPath == "" {
+		return cks, nil
+	}
+	hc := host.DefaultConfig()
+	hc.CRIUPath = af.criuPath
+	rep := host.Probe(context.Background(), hc)
+	if !slices.Contains(rep.Modes, fsm.ModeCRIU) {
+		for _, ch := range rep.Checks {
+			if !ch.OK {
+				log.Warn("criu checkpoint mode not offered", "check", ch.Name, "detail", ch.Detail)
+			}
+		}
+		return cks, nil
+	}
+	cc := runtime.DefaultCRIUConfig()
+	cc.Path, cc.Logger = af.criuPath, log.With("part", "criu")
+	criu, err := runtime.NewCRIU(cc)
+	if err != nil {
+		log.Warn("criu checkpoint mode not offered", "err", err)
+		return cks, nil
+	}
+	return append([]runtime.Checkpointer{criu}, cks...), nil
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {

@@ -34,8 +34,62 @@ func newWorkloadCmd() *cobra.Command {
 			Use: "remove ID", Short: "Remove a workload", Args: cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error { return remove(cmd, cf, args[0]) },
 		},
+		&cobra.Command{
+			Use: "checkpoint ID", Short: "Checkpoint a workload now (it keeps running)", Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error { return checkpointCmd(cmd, cf, args[0]) },
+		},
+		newRestartCmd(cf),
 	)
 	return cmd
+}
+
+func newRestartCmd(cf *clientFlags) *cobra.Command {
+	var fromCheckpoint bool
+	cmd := &cobra.Command{
+		Use: "restart ID", Short: "Restart a workload on its holder", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := callCtx(cmd)
+			defer cancel()
+			res, err := c.Restart(ctx, args[0], fromCheckpoint)
+			if err != nil {
+				return err
+			}
+			if cf.output == "json" {
+				return printJSON(cmd.OutOrStdout(), res)
+			}
+			if res.Seq == 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "workload %s restarted fresh (pid %d, %.1f ms)\n", res.Workload, res.PID, res.TookMS)
+				return nil
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "workload %s restored from checkpoint #%d (pid %d, %.1f ms)\n", res.Workload, res.Seq, res.PID, res.TookMS)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&fromCheckpoint, "from-checkpoint", false, "restore from the latest committed checkpoint instead of starting fresh")
+	return cmd
+}
+
+func checkpointCmd(cmd *cobra.Command, cf *clientFlags, id string) error {
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := callCtx(cmd)
+	defer cancel()
+	res, err := c.Checkpoint(ctx, id)
+	if err != nil {
+		return err
+	}
+	if cf.output == "json" {
+		return printJSON(cmd.OutOrStdout(), res)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "checkpoint #%d of %s (epoch %d): %d bytes, frozen %.1f ms, took %.1f ms\n",
+		res.Seq, res.Workload, res.Epoch, res.Bytes, res.FreezeMS, res.TookMS)
+	return nil
 }
 
 func submit(cmd *cobra.Command, cf *clientFlags, file string) error {

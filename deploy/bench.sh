@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# make bench: runs the benchmarks and writes docs/BENCHMARKS.md with the
+# machine, the figures and the baselines measured in the same run.
+# Figures are medians over the iterations (-benchtime=Nx); the machines are
+# shared and noisy, so compare ratios within one run, not across runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GO=${GO:-go}
+N=${BENCH_N:-5}
+out=docs/BENCHMARKS.md
+raw=$(mktemp)
+trap 'rm -f "$raw"' EXIT
+
+echo "bench: CRIU dump/restore/freeze (median of $N) with the raw criu CLI as baseline" >&2
+$GO test -run '^$' -bench 'BenchmarkCRIUDumpRestore' -benchtime "${N}x" -timeout 30m ./node/runtime/ | tee -a "$raw" >&2
+echo "bench: checkpoint store hashing" >&2
+$GO test -run '^$' -bench 'BenchmarkBuildManifest|BenchmarkVerify' -benchtime 10x ./transfer/ | tee -a "$raw" >&2
+
+criu=$(/usr/local/libexec/lifeboat/criu --version 2>/dev/null | head -1 || echo "none")
+{
+  echo "# Benchmarks"
+  echo
+  echo "Written by \`make bench\` on $(date -u +%Y-%m-%d). Every figure is the median of $N runs"
+  echo "unless marked; the baseline is measured in the same run on the same machine."
+  echo
+  echo "| machine | |"
+  echo "|---|---|"
+  echo "| CPU | $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //') × $(nproc) |"
+  echo "| memory | $(free -g | awk '/Mem:/{print $2}') GiB |"
+  echo "| kernel | $(uname -r) |"
+  echo "| Go | $($GO env GOVERSION) |"
+  echo "| CRIU | $criu |"
+  echo
+  echo "## Checkpoint and restore of the counter (CRIU, own PID namespace, images on disk)"
+  echo
+  echo "dump: the checkpoint that stops the process; restore: until CRIU returns; freeze: the"
+  echo "client's last answer before the dump to its first answer after the restore."
+  echo
+  echo "| memory | lifeboat dump | lifeboat restore | lifeboat freeze | criu CLI dump | criu CLI restore | criu CLI freeze | freeze ratio |"
+  echo "|---|---|---|---|---|---|---|---|"
+  awk '
+    /^BenchmarkCRIUDumpRestore\// {
+      split($1, p, "/"); size=p[2]; kind=p[3]; sub(/-[0-9]+$/, "", kind)
+      for (i = 3; i < NF; i++) { if ($(i+1) == "ms/dump") d[size,kind]=$i; if ($(i+1) == "ms/restore") r[size,kind]=$i; if ($(i+1) == "ms/freeze") f[size,kind]=$i }
+      if (!(size in seen)) { seen[size]=1; order[++n]=size }
+    }
+    END {
+      for (k = 1; k <= n; k++) { s=order[k]; ratio = (f[s,"criu-cli"] > 0) ? sprintf("%.2f", f[s,"lifeboat"]/f[s,"criu-cli"]) : "-"
+        printf "| %s | %s ms | %s ms | %s ms | %s ms | %s ms | %s ms | %s |\n", s, d[s,"lifeboat"], r[s,"lifeboat"], f[s,"lifeboat"], d[s,"criu-cli"], r[s,"criu-cli"], f[s,"criu-cli"], ratio }
+    }' "$raw"
+  echo
+  echo "## Raw output"
+  echo
+  echo '```'
+  grep -E '^(Benchmark|goos|goarch|cpu|pkg)' "$raw"
+  echo '```'
+} > "$out"
+echo "bench: wrote $out" >&2
