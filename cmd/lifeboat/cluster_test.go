@@ -224,7 +224,7 @@ func TestAPIWorkloadsTokensAndBadInput(t *testing.T) {
 	if _, err := writer.Submit(ctx, []byte(spec), "application/json"); err != nil {
 		t.Fatalf("submit through a follower: %v", err)
 	}
-	w := waitWorkload(t, reader, "counter", func(w api.Workload) bool { return w.State == string(fsm.WorkloadGranted) })
+	w := waitWorkload(t, reader, "counter", func(w api.Workload) bool { return w.State == string(fsm.WorkloadRunning) })
 	if w.Epoch == 0 || w.Holder == "" {
 		t.Fatalf("granted workload has holder %q epoch %d", w.Holder, w.Epoch)
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,7 +52,7 @@ func benchMove(b *testing.B, c *CRIU, bin string, mib int, m criuMover) {
 	}
 	cur := criuReap(b, p)
 	criuWaitAnswer(b, url)
-	var dumps, restores, freezes time.Duration
+	var dumps, restores, freezes []time.Duration
 	b.ResetTimer()
 	for range b.N {
 		dir, err := os.MkdirTemp("", "lifeboat-bench-")
@@ -72,15 +73,29 @@ func benchMove(b *testing.B, c *CRIU, bin string, mib int, m criuMover) {
 		}
 		t2 := time.Now()
 		cur = criuReap(b, p)
-		freezes += poll.gapAfter(b, t2)
-		dumps, restores = dumps+t1.Sub(t0), restores+t2.Sub(t1)
+		freezes = append(freezes, poll.gapAfter(b, t2))
+		dumps, restores = append(dumps, t1.Sub(t0)), append(restores, t2.Sub(t1))
 		os.RemoveAll(dir)
 	}
 	b.StopTimer()
-	n := float64(b.N)
-	b.ReportMetric(float64(dumps.Milliseconds())/n, "ms/dump")
-	b.ReportMetric(float64(restores.Milliseconds())/n, "ms/restore")
-	b.ReportMetric(float64(freezes.Milliseconds())/n, "ms/freeze")
+	b.ReportMetric(medianMS(dumps), "ms/dump")
+	b.ReportMetric(medianMS(restores), "ms/restore")
+	b.ReportMetric(medianMS(freezes), "ms/freeze")
+}
+
+// medianMS is the median of ds in milliseconds: the machines are shared
+// and noisy, so benchmarks quote medians, not means.
+func medianMS(ds []time.Duration) float64 {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	m := s[len(s)/2]
+	if len(s)%2 == 0 {
+		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return float64(m.Microseconds()) / 1000
 }
 
 // poller GETs a URL back to back and notes when answers arrive.
