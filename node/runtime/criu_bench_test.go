@@ -43,7 +43,7 @@ type criuMover interface {
 
 // benchMove runs the counter and moves it b.N times.
 func benchMove(b *testing.B, c *CRIU, bin string, mib int, m criuMover) {
-	port := criuFreePort(b)
+	port := freePort(b)
 	w := criuCounterWorkload(b, bin, port, mib)
 	url := fmt.Sprintf("http://127.0.0.1:%d/value", port)
 	p, err := c.Start(context.Background(), w, "")

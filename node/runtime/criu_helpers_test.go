@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -58,31 +55,11 @@ func needCRIU(tb testing.TB) *CRIU {
 	return c
 }
 
-// criuBuildCounter builds examples/counter into a temporary directory. It must
-// stay where it is while checkpoints of it are restored. It is static
-// (CGO_ENABLED=0) as a workload that moves between hosts should be: CRIU
-// checks every mapped file, so a dynamic one needs the same libc there.
-func criuBuildCounter(tb testing.TB) string {
-	tb.Helper()
-	bin := filepath.Join(tb.TempDir(), "counter")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/lifeboat/lifeboat/examples/counter")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("building the counter: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// criuFreePort returns a TCP port nothing listens on right now.
-func criuFreePort(tb testing.TB) int {
-	tb.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+// criuBuildCounter is the counter TestMain built: static (CGO_ENABLED=0)
+// as a workload that moves between hosts should be (CRIU checks every
+// mapped file, so a dynamic one needs the same libc there), and in place
+// for the whole run, as restores of its checkpoints need.
+func criuBuildCounter(tb testing.TB) string { return counterBin }
 
 // criuCounterWorkload is the counter with ballastMiB of memory in a fresh
 // workload directory.

@@ -24,7 +24,7 @@ import (
 func TestCRIUCheckpointRestore(t *testing.T) {
 	c := needCRIU(t)
 	ctx := context.Background()
-	port := criuFreePort(t)
+	port := freePort(t)
 	w := criuHoldingLog(criuCounterWorkload(t, criuBuildCounter(t), port, 64))
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 
@@ -144,7 +144,7 @@ func criuCheckLogCut(t *testing.T, w Workload, recorded int64, tail string) {
 func TestCRIURestoreOtherNetns(t *testing.T) {
 	c := needCRIU(t)
 	ctx := context.Background()
-	port := criuFreePort(t)
+	port := freePort(t)
 	w := criuHoldingLog(criuCounterWorkload(t, criuBuildCounter(t), port, 1))
 	local := fmt.Sprintf("http://127.0.0.1:%d/", port)
 
@@ -307,7 +307,7 @@ func TestCRIURefusesCorruptCheckpoint(t *testing.T) {
 func criuStoppedCheckpoint(t *testing.T, c *CRIU, bin string) (Workload, string) {
 	t.Helper()
 	ctx := context.Background()
-	port := criuFreePort(t)
+	port := freePort(t)
 	w := criuCounterWorkload(t, bin, port, 8)
 	p, err := c.Start(ctx, w, "")
 	if err != nil {

@@ -32,6 +32,7 @@ func TestMain(m *testing.M) {
 	}
 	counterBin = filepath.Join(dir, "counter")
 	build := exec.Command("go", "build", "-o", counterBin, "../../examples/counter")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building examples/counter:", err)
@@ -266,11 +267,12 @@ func TestNoneModeRestartsFreshWithBackoff(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
+// freePort returns a TCP port nothing listens on right now.
+func freePort(tb testing.TB) int {
+	tb.Helper()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
