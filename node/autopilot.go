@@ -77,7 +77,11 @@ func (n *Node) autopilotServer(name string, members map[string]gossip.Member, se
 	}
 	gstate := m.State
 	lost := inFSM && (rec.State == fsm.NodeLost || rec.State == fsm.NodeLeft)
-	s.Dead = !inGossip || gstate == gossip.MemberDead || gstate == gossip.MemberLeft || lost
+	// A server gossip has never heard of counts as dead only once this
+	// leader has led long enough for gossip to have met everyone: right
+	// after a restart its member list is still filling.
+	unknown := !inGossip && n.ledFor() > gossipGrace
+	s.Dead = unknown || gstate == gossip.MemberDead || gstate == gossip.MemberLeft || lost
 	s.Healthy = inGossip && gstate == gossip.MemberAlive && !lost && m.Meta.Addr != ""
 	s.Doomed = (inFSM && (rec.State == fsm.NodeDoomed || rec.State == fsm.NodeDraining)) ||
 		m.Meta.State == string(fsm.NodeDoomed) || m.Meta.State == string(fsm.NodeDraining)
@@ -85,6 +89,20 @@ func (n *Node) autopilotServer(name string, members map[string]gossip.Member, se
 		s.Dead, s.Healthy = false, true // the leader itself runs
 	}
 	return s
+}
+
+// gossipGrace is how long a new leader waits before a Raft server that
+// gossip does not know is taken for dead.
+const gossipGrace = 5 * time.Second
+
+// ledFor is how long this node has led (zero when it does not lead).
+func (n *Node) ledFor() time.Duration {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.leaderSince.IsZero() {
+		return 0
+	}
+	return n.now().Sub(n.leaderSince)
 }
 
 // spareSettleTime is how long a new spare replicates before autopilot may
