@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -53,6 +54,7 @@ func (b *leaseBatcher) take() ([]string, []chan error) {
 	for name := range b.pending {
 		names = append(names, name)
 	}
+	slices.Sort(names) // the entry must not depend on map order
 	waiters := b.waiters
 	b.pending, b.waiters = map[string]bool{}, nil
 	return names, waiters
@@ -75,7 +77,7 @@ func (n *Node) leaseFlushLoop(ctx context.Context) {
 		if len(names) == 0 {
 			continue
 		}
-		err := n.applyLeader(fsm.LeaseRenew{Nodes: sortedCopy(names), At: n.now(), TTL: n.cfg.LeaseTTL})
+		err := n.applyLeader(fsm.LeaseRenew{Nodes: names, At: n.now(), TTL: n.cfg.LeaseTTL})
 		n.metrics.leaseBatch(len(names), err)
 		for _, w := range waiters {
 			w <- err

@@ -172,7 +172,7 @@ func (rt memRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("memnet: no route from %s to %s", rt.from, req.URL.Host)
 	}
 	rec := &memResponse{header: http.Header{}, code: http.StatusOK}
-	h.ServeHTTP(rec, req.WithContext(req.Context()))
+	h.ServeHTTP(rec, req)
 	return &http.Response{
 		StatusCode: rec.code, Status: strconv.Itoa(rec.code) + " " + http.StatusText(rec.code),
 		Header: rec.header, Body: io.NopCloser(&rec.body), Request: req,

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -246,9 +245,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
 }
-
-// ErrTimeout is returned by clients when a call did not answer in time.
-var ErrTimeout = errors.New("timed out")
 
 // DefaultTimeout bounds one CLI call.
 const DefaultTimeout = 10 * time.Second

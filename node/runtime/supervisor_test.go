@@ -78,7 +78,7 @@ func (f *fakeCluster) Committed(id string) []fsm.CheckpointRecord {
 	return append([]fsm.CheckpointRecord(nil), f.records[id]...)
 }
 
-// lastReport waits until the latest report starts with prefix.
+// waitReport waits until the latest report starts with prefix.
 func (f *fakeCluster) waitReport(t *testing.T, prefix string) string {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
