@@ -9,10 +9,15 @@ import (
 
 	"github.com/lifeboat/lifeboat/fsm"
 	"github.com/lifeboat/lifeboat/node/runtime"
+	"github.com/lifeboat/lifeboat/transfer"
 )
 
 // ErrConfig is wrapped by every configuration error.
 var ErrConfig = errors.New("invalid configuration")
+
+// ErrNoTLS means the configuration carries no certificate; it wraps
+// ErrConfig.
+var ErrNoTLS = fmt.Errorf("%w: tls-dir: no certificate", ErrConfig)
 
 // Config is everything one peer needs. The CLI fills it from flags, the
 // environment and the config file; tests start from DefaultTestConfig.
@@ -46,6 +51,11 @@ type Config struct {
 	// read only. Both empty: the API is open.
 	APIToken     string
 	APIReadToken string
+
+	// TLS is this node's certificate (role peer, naming Name) and the
+	// cluster CA: mTLS on the Raft transport and the checkpoint transfer.
+	// Required.
+	TLS *transfer.Identity
 
 	// LeaseTTL is a node lease's lifetime; it is renewed every LeaseTTL/3.
 	LeaseTTL time.Duration
@@ -153,7 +163,23 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%w: %s", ErrConfig, ch.msg)
 		}
 	}
-	return c.validatePorts()
+	if err := c.validatePorts(); err != nil {
+		return err
+	}
+	return c.validateTLS()
+}
+
+// validateTLS checks that the certificate is a peer's and names this node.
+func (c Config) validateTLS() error {
+	switch {
+	case c.TLS == nil:
+		return fmt.Errorf("%w; make one with `lifeboat ca init` and `lifeboat ca issue %s`", ErrNoTLS, c.Name)
+	case c.TLS.Role != transfer.RolePeer:
+		return fmt.Errorf("%w: tls-dir: the certificate is for role %s; an agent needs role %s", ErrConfig, c.TLS.Role, transfer.RolePeer)
+	case c.TLS.Name != c.Name:
+		return fmt.Errorf("%w: tls-dir: the certificate names %s, but this node is %s", ErrConfig, c.TLS.Name, c.Name)
+	}
+	return nil
 }
 
 func (c Config) validatePorts() error {

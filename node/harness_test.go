@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lifeboat/lifeboat/node/api"
+	"github.com/lifeboat/lifeboat/transfer"
 )
 
 // testCluster runs peers in one process over a MemNet: the in-memory twin
@@ -27,8 +28,15 @@ type peerSpec struct{ name, zone string }
 func newTestCluster(t *testing.T, spares int, peers ...peerSpec) *testCluster {
 	t.Helper()
 	tc := &testCluster{t: t, net: NewMemNet(), nodes: map[string]*Node{}, cfgs: map[string]Config{}}
+	ca, err := transfer.NewCA("test", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i, p := range peers {
 		cfg := DefaultTestConfig(p.name)
+		if cfg.TLS, err = ca.Issue(p.name, transfer.RolePeer, time.Now()); err != nil {
+			t.Fatal(err)
+		}
 		cfg.Net = tc.net
 		cfg.DataDir = t.TempDir()
 		cfg.BindAddr = fmt.Sprintf("127.0.10.%d", i+1) // never dialled: MemNet carries everything

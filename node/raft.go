@@ -120,10 +120,13 @@ func (n *Node) raftParts() (raft.LogStore, raft.StableStore, raft.SnapshotStore,
 		return nil, nil, nil, nil, fmt.Errorf("advertise: %w", err)
 	}
 	bind := net.JoinHostPort(n.cfg.BindAddr, strconv.Itoa(n.cfg.RaftPort))
-	trans, err := raft.NewTCPTransportWithLogger(bind, adv, 3, 5*time.Second, hl)
+	layer, err := newTLSStreamLayer(bind, adv, n.cfg.TLS, n.log.With("part", "raft"))
 	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("raft-port: %w", err)
 	}
+	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: layer, MaxPool: 3, Timeout: 5 * time.Second, Logger: hl,
+	})
 	n.closers = append(n.closers, trans)
 	return logs, bolt, snaps, trans, nil
 }

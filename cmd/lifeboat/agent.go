@@ -3,9 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	goruntime "runtime"
 	"slices"
 	"strconv"
@@ -20,6 +22,7 @@ import (
 	"github.com/lifeboat/lifeboat/node/cloud"
 	"github.com/lifeboat/lifeboat/node/host"
 	"github.com/lifeboat/lifeboat/node/runtime"
+	"github.com/lifeboat/lifeboat/transfer"
 )
 
 // agentFlags are the agent's settings as typed; toConfig turns them into a
@@ -29,6 +32,7 @@ type agentFlags struct {
 	cloud      string
 	gossipKeys []string
 	criuPath   string
+	tlsDir     string
 	logLevel   string
 	logFormat  string
 	configFile string
@@ -82,6 +86,7 @@ func (af *agentFlags) register(cmd *cobra.Command) {
 	f.IntVar(&c.HTTPPort, "http-port", c.HTTPPort, "admin API port")
 	f.IntVar(&c.IngressPort, "ingress-port", c.IngressPort, "ingress proxy port")
 	f.StringSliceVar(&af.gossipKeys, "gossip-key", nil, "base64 gossip encryption key(s) of 16, 24 or 32 bytes; the first is used to send")
+	f.StringVar(&af.tlsDir, "tls-dir", "", "this node's certificate: ca.crt, node.crt, node.key from `lifeboat ca issue` (default DATA_DIR/tls)")
 	f.StringVar(&c.APIToken, "api-token", "", "bearer token for read and write on the admin API (also used between peers)")
 	f.StringVar(&c.APIReadToken, "api-read-token", "", "bearer token for read-only access to the admin API")
 	f.Int64Var(&c.Capacity.MemoryMiB, "memory-mib", 0, "memory offered to workloads (default: the host's memory less 10 %)")
@@ -129,7 +134,16 @@ func (af *agentFlags) toConfig() (node.Config, error) {
 		return c, err
 	}
 	c.Checkpointers = cks
+	tlsDir := af.tlsDir
+	if tlsDir == "" {
+		tlsDir = filepath.Join(c.DataDir, "tls")
+	}
+	id, tlsErr := transfer.LoadIdentity(tlsDir, time.Now())
+	c.TLS = id
 	if err := c.Validate(); err != nil {
+		if tlsErr != nil && errors.Is(err, node.ErrNoTLS) {
+			return c, fmt.Errorf("%w: --tls-dir: %v (make it with `lifeboat ca init --dir CA` and `lifeboat ca issue %s --ca CA --out %s`)", errUsage, tlsErr, c.Name, tlsDir)
+		}
 		return c, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	return c, nil

@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/lifeboat/lifeboat/transfer"
 )
 
 // run executes the binary and returns its exit code and stderr.
@@ -39,6 +42,10 @@ func writeFile(t *testing.T, name, body string) string {
 
 func TestBadInputFailsClearly(t *testing.T) {
 	dataDir := t.TempDir()
+	caDir := filepath.Join(t.TempDir(), "ca")
+	if code, stderr := run(t, nil, "ca", "init", "--dir", caDir); code != 0 {
+		t.Fatalf("ca init: exit %d: %s", code, stderr)
+	}
 	cases := []struct {
 		name string
 		env  []string
@@ -54,6 +61,9 @@ func TestBadInputFailsClearly(t *testing.T) {
 		{"bad cloud", nil, []string{"agent", "--cloud", "oracle", "--data-dir", dataDir}, "--cloud \"oracle\""},
 		{"bad gossip key", nil, []string{"agent", "--gossip-key", "c2hvcnQ=", "--data-dir", dataDir}, "--gossip-key 1"},
 		{"clashing ports", nil, []string{"agent", "--http-port", "7947", "--data-dir", dataDir}, "raft-port and http-port"},
+		{"no certificate", nil, []string{"agent", "--name", "n1", "--data-dir", dataDir}, "lifeboat ca issue n1"},
+		{"ca issue without ca", nil, []string{"ca", "issue", "n1", "--ca", filepath.Join(dataDir, "none")}, "lifeboat ca init"},
+		{"ca issue bad role", nil, []string{"ca", "issue", "n1", "--ca", caDir, "--role", "admin", "--out", filepath.Join(t.TempDir(), "x")}, "role \"admin\""},
 		{"bad spec file", nil, []string{"workload", "submit", writeFile(t, "spec.yaml", "id: x\ncomand: [a]\n")}, "field comand not found"},
 		{"bad addr", nil, []string{"status", "--addr", "127.0.0.1:7949"}, "not an http(s) URL"},
 	}
@@ -67,5 +77,30 @@ func TestBadInputFailsClearly(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dataDir); len(entries) != 0 {
 		t.Fatalf("refused starts wrote to the data dir: %v", entries)
+	}
+}
+
+func TestCACommands(t *testing.T) {
+	caDir := filepath.Join(t.TempDir(), "ca")
+	if code, stderr := run(t, nil, "ca", "init", "--dir", caDir, "--name", "prod"); code != 0 {
+		t.Fatalf("ca init: exit %d: %s", code, stderr)
+	}
+	if code, stderr := run(t, nil, "ca", "init", "--dir", caDir); code != 1 || !strings.Contains(stderr, "not overwriting") {
+		t.Fatalf("second ca init: exit %d: %s", code, stderr)
+	}
+	out := filepath.Join(t.TempDir(), "n1")
+	if code, stderr := run(t, nil, "ca", "issue", "n1", "--ca", caDir, "--out", out); code != 0 {
+		t.Fatalf("ca issue: exit %d: %s", code, stderr)
+	}
+	id, err := transfer.LoadIdentity(out, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id.Name != "n1" || id.Role != transfer.RolePeer {
+		t.Fatalf("issued %s/%s", id.Name, id.Role)
+	}
+	// An agent refuses a certificate that names another node.
+	if code, stderr := run(t, nil, "agent", "--name", "n2", "--data-dir", t.TempDir(), "--tls-dir", out); code != 2 || !strings.Contains(stderr, "names n1, but this node is n2") {
+		t.Fatalf("agent with n1's certificate as n2: exit %d: %s", code, stderr)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lifeboat/lifeboat/node/api"
+	"github.com/lifeboat/lifeboat/transfer"
 )
 
 // localAgent is one agent process of a local cluster on loopback.
@@ -44,6 +45,9 @@ func (lc *localCluster) start(a *localAgent, join string) error {
 	if err := os.MkdirAll(a.dir, 0o700); err != nil {
 		return err
 	}
+	if err := lc.ensureCert(a); err != nil {
+		return err
+	}
 	logf, err := os.OpenFile(filepath.Join(a.dir, "agent.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
@@ -68,6 +72,30 @@ func (lc *localCluster) start(a *localAgent, join string) error {
 		lc.agents = append(lc.agents, a)
 	}
 	return nil
+}
+
+// ensureCert gives the agent a certificate of the cluster's own CA (made
+// under dir/ca on first use) in its default --tls-dir, DATA_DIR/tls.
+func (lc *localCluster) ensureCert(a *localAgent) error {
+	tlsDir := filepath.Join(a.dir, "data", "tls")
+	if _, err := os.Stat(filepath.Join(tlsDir, transfer.NodeCertFile)); err == nil {
+		return nil
+	}
+	caDir := filepath.Join(lc.dir, "ca")
+	ca, err := transfer.LoadCA(caDir)
+	if err != nil {
+		if ca, err = transfer.NewCA("local", time.Now()); err != nil {
+			return err
+		}
+		if err := ca.Save(caDir); err != nil {
+			return err
+		}
+	}
+	id, err := ca.Issue(a.Name, transfer.RolePeer, time.Now())
+	if err != nil {
+		return err
+	}
+	return id.Save(tlsDir)
 }
 
 func containsAgent(list []*localAgent, a *localAgent) bool {
