@@ -199,6 +199,23 @@ func (s *Supervisor) Restart(ctx context.Context, id string, fromCheckpoint bool
 	return u.request(ctx, kind)
 }
 
+// HandoffFunc moves a workload to another node. It gets the workload's
+// final checkpoint, sealed in the store (nil in mode none), and must
+// commit it, grant the workload away through the cluster and return only
+// once this node's replica shows the new holder: the unit ends when it
+// returns nil, and the workload starts again here when it fails.
+type HandoffFunc func(ctx context.Context, w Workload, c *transfer.Checkpoint) error
+
+// Handoff takes a workload's final checkpoint (stopping it) and hands it
+// to fn.
+func (s *Supervisor) Handoff(ctx context.Context, id string, fn HandoffFunc) (Result, error) {
+	u, err := s.unit(id)
+	if err != nil {
+		return Result{}, err
+	}
+	return u.send(ctx, request{kind: reqHandoff, handoff: fn, reply: make(chan reply, 1)})
+}
+
 // Close stops every workload and waits for them.
 func (s *Supervisor) Close() error {
 	s.mu.Lock()

@@ -35,11 +35,13 @@ const (
 	reqCheckpoint reqKind = iota + 1
 	reqRestartFresh
 	reqRestartFromCheckpoint
+	reqHandoff
 )
 
 type request struct {
-	kind  reqKind
-	reply chan reply
+	kind    reqKind
+	handoff HandoffFunc // reqHandoff only
+	reply   chan reply
 }
 
 type reply struct {
@@ -102,7 +104,10 @@ func (u *unit) done() bool {
 
 // request hands a request to the unit's goroutine and waits for it.
 func (u *unit) request(ctx context.Context, kind reqKind) (Result, error) {
-	r := request{kind: kind, reply: make(chan reply, 1)}
+	return u.send(ctx, request{kind: kind, reply: make(chan reply, 1)})
+}
+
+func (u *unit) send(ctx context.Context, r request) (Result, error) {
 	select {
 	case u.reqs <- r:
 	case <-u.exited:
@@ -153,7 +158,10 @@ func (u *unit) run() {
 		u.curPID.Store(int64(proc.Pid))
 		out := u.serve(proc)
 		u.curPID.Store(0)
-		if out.restart != nil {
+		if out.gone {
+			return
+		}
+		if out.restart != nil || out.again {
 			from, pending = out.from, out.restart
 			continue
 		}
@@ -247,11 +255,15 @@ func (u *unit) start(from *fsm.CheckpointRecord) (*os.Process, Result, error) {
 }
 
 // outcome is how serve ended: the process exited (err), or a restart was
-// asked for (restart, from), or the unit was stopped.
+// asked for (restart, from), or must start again at once from `from`
+// (again), or the workload was handed to another node (gone), or the unit
+// was stopped.
 type outcome struct {
 	err     error
 	restart *request
 	from    *fsm.CheckpointRecord
+	again   bool
+	gone    bool
 }
 
 // serve waits for the process while taking periodic checkpoints and
@@ -297,6 +309,8 @@ func (u *unit) handle(r request, proc *os.Process, waitCh chan error) (outcome, 
 		res, err := u.checkpoint(proc)
 		r.reply <- reply{res, err}
 		return outcome{}, false
+	case reqHandoff:
+		return u.handoff(r, proc, waitCh)
 	case reqRestartFromCheckpoint:
 		rec := u.latest()
 		if rec == nil {
@@ -354,6 +368,19 @@ func (u *unit) checkpoint(proc *os.Process) (Result, error) {
 // seal seals a staged checkpoint and commits it through the cluster; a
 // checkpoint the cluster refuses is removed again.
 func (u *unit) seal(ctx context.Context, st *transfer.Staging, w Workload) (*transfer.Checkpoint, error) {
+	c, err := u.sealLocal(st, w)
+	if err != nil {
+		return nil, err
+	}
+	if err := u.s.cluster.Commit(ctx, w.Spec.ID, w.Epoch, c); err != nil {
+		_ = u.s.store.Remove(w.Spec.ID, c.Manifest.Seq)
+		return nil, fmt.Errorf("%w: committing checkpoint #%d: %v", ErrCheckpoint, c.Manifest.Seq, err)
+	}
+	return c, nil
+}
+
+// sealLocal seals a staged checkpoint under the workload's next seq.
+func (u *unit) sealLocal(st *transfer.Staging, w Workload) (*transfer.Checkpoint, error) {
 	info := transfer.Info{Workload: w.Spec.ID, Epoch: w.Epoch, Seq: u.s.cluster.NextSeq(w.Spec.ID),
 		Mode: w.Spec.Checkpoint.Mode, CreatedAt: time.Now()}
 	c, err := u.s.store.Seal(st, info)
@@ -361,11 +388,69 @@ func (u *unit) seal(ctx context.Context, st *transfer.Staging, w Workload) (*tra
 		_ = st.Abort()
 		return nil, fmt.Errorf("%w: sealing: %v", ErrCheckpoint, err)
 	}
-	if err := u.s.cluster.Commit(ctx, w.Spec.ID, w.Epoch, c); err != nil {
-		_ = u.s.store.Remove(w.Spec.ID, info.Seq)
-		return nil, fmt.Errorf("%w: committing checkpoint #%d: %v", ErrCheckpoint, info.Seq, err)
-	}
 	return c, nil
+}
+
+// handoff takes the final checkpoint (the process stops), hands it to
+// r.handoff and ends the unit when that succeeds. When the final
+// checkpoint fails and the process still runs, it keeps serving; when
+// anything else fails, the workload starts again here from its latest
+// committed checkpoint (the final one, if the handoff committed it).
+func (u *unit) handoff(r request, proc *os.Process, waitCh chan error) (outcome, bool) {
+	w := u.workload()
+	res := Result{Workload: w.Spec.ID, Epoch: w.Epoch}
+	ctx, cancel := context.WithTimeout(u.ctx, checkpointTimeout)
+	defer cancel()
+	begin := time.Now()
+	var c *transfer.Checkpoint
+	if w.Spec.Checkpoint.Mode != fsm.ModeNone {
+		st, err := u.s.store.Stage(w.Spec.ID)
+		if err != nil {
+			r.reply <- reply{res, fmt.Errorf("%w: staging: %v", ErrCheckpoint, err)}
+			return outcome{}, false
+		}
+		stats, err := u.ck.Checkpoint(ctx, w, proc, st.Dir, false)
+		if err != nil {
+			_ = st.Abort()
+			r.reply <- reply{res, fmt.Errorf("final checkpoint: %w", err)}
+			select {
+			case exit := <-waitCh: // the dump took the process with it
+				return outcome{err: exit}, true
+			default: // CRIU resumes the process when a dump fails
+				return outcome{}, false
+			}
+		}
+		res.Freeze = stats.Freeze
+		u.terminate(proc, waitCh) // gone already after a stopping dump; makes sure
+		if c, err = u.sealLocal(st, w); err != nil {
+			r.reply <- reply{res, err}
+			return outcome{again: true, from: u.latest()}, true
+		}
+		res.Seq, res.Digest, res.Bytes = c.Manifest.Seq, c.Digest, c.Manifest.Bytes()
+	} else {
+		u.terminate(proc, waitCh)
+	}
+	if err := r.handoff(ctx, w, c); err != nil {
+		u.s.log.Error("handoff failed; starting again here", "workload", w.Spec.ID, "err", err)
+		if c != nil && !u.committed(c) {
+			_ = u.s.store.Remove(w.Spec.ID, c.Manifest.Seq)
+		}
+		r.reply <- reply{res, err}
+		return outcome{again: true, from: u.latest()}, true
+	}
+	res.Took = time.Since(begin)
+	r.reply <- reply{res, nil}
+	return outcome{gone: true}, true
+}
+
+// committed reports whether Raft committed checkpoint c.
+func (u *unit) committed(c *transfer.Checkpoint) bool {
+	for _, rec := range u.s.cluster.Committed(u.spec.ID) {
+		if rec.Seq == c.Manifest.Seq && rec.Digest == c.Digest {
+			return true
+		}
+	}
+	return false
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {
