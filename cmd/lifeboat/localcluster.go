@@ -21,6 +21,9 @@ type localAgent struct {
 	IP   string // a 127.0.0.x address: every agent has its own
 	Zone string
 	Args []string // extra flags
+	// Wrap, if set, builds the agent's command (to run it inside a network
+	// namespace, say); nil runs the binary directly.
+	Wrap func(bin string, args ...string) *exec.Cmd
 
 	dir  string
 	cmd  *exec.Cmd
@@ -55,6 +58,9 @@ func (lc *localCluster) start(a *localAgent, join string) error {
 	args := append([]string{"agent", "--name", a.Name, "--bind", a.IP, "--data-dir", filepath.Join(a.dir, "data"),
 		"--zone", a.Zone, "--region", "local", "--cloud", "none", "--join", join}, a.Args...)
 	cmd := exec.Command(lc.bin, args...)
+	if a.Wrap != nil {
+		cmd = a.Wrap(lc.bin, args...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = os.Environ()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -39,6 +41,7 @@ func newWorkloadCmd() *cobra.Command {
 			RunE: func(cmd *cobra.Command, args []string) error { return checkpointCmd(cmd, cf, args[0]) },
 		},
 		newRestartCmd(cf),
+		newMigrateCmd(cf),
 	)
 	return cmd
 }
@@ -70,6 +73,45 @@ func newRestartCmd(cf *clientFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&fromCheckpoint, "from-checkpoint", false, "restore from the latest committed checkpoint instead of starting fresh")
+	return cmd
+}
+
+func newMigrateCmd(cf *clientFlags) *cobra.Command {
+	var to string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "migrate ID --to NODE",
+		Short: "Move a workload to another node: final checkpoint, transfer, commit, restore there",
+		Long: "Move a workload to NODE. Its holder takes a final checkpoint (the process\n" +
+			"stops), ships the chunks NODE lacks over QUIC, commits the checkpoint through\n" +
+			"Raft, grants NODE the next epoch and waits until NODE reports it running. If\n" +
+			"anything fails before the grant, the workload starts again on its holder from\n" +
+			"its latest committed checkpoint.",
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if to == "" {
+				return fmt.Errorf("%w: --to NODE is required", errUsage)
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			res, err := c.Migrate(ctx, args[0], to)
+			if err != nil {
+				return err
+			}
+			if cf.output == "json" {
+				return printJSON(cmd.OutOrStdout(), res)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "workload %s moved to %s (epoch %d) with checkpoint #%d: %d bytes, frozen %.1f ms, took %.1f ms\n",
+				res.Workload, res.Holder, res.Epoch, res.Seq, res.Bytes, res.FreezeMS, res.TookMS)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&to, "to", "", "the node to move the workload to")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long to wait for the move")
 	return cmd
 }
 

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/lifeboat/lifeboat/fsm"
 )
 
 // Client calls a peer's admin API. It is safe for concurrent use.
@@ -84,6 +86,21 @@ func (c *Client) Restart(ctx context.Context, id string, fromCheckpoint bool) (A
 	var res ActionResult
 	body, _ := json.Marshal(RestartRequest{FromCheckpoint: fromCheckpoint})
 	err := c.Do(ctx, http.MethodPost, "/v1/workloads/"+url.PathEscape(id)+"/restart", body, "application/json", &res)
+	return res, err
+}
+
+// Migrations is GET /v1/migrations.
+func (c *Client) Migrations(ctx context.Context) ([]fsm.Migration, error) {
+	var ms []fsm.Migration
+	err := c.Do(ctx, http.MethodGet, "/v1/migrations", nil, "", &ms)
+	return ms, err
+}
+
+// Migrate moves the workload to node to and returns once it runs there.
+func (c *Client) Migrate(ctx context.Context, id, to string) (ActionResult, error) {
+	var res ActionResult
+	body, _ := json.Marshal(MigrateRequest{To: to})
+	err := c.Do(ctx, http.MethodPost, "/v1/workloads/"+url.PathEscape(id)+"/migrate", body, "application/json", &res)
 	return res, err
 }
 

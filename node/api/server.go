@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -33,6 +34,9 @@ type Backend interface {
 	// Restart restarts a workload on its holder, from its latest committed
 	// checkpoint when fromCheckpoint.
 	Restart(ctx context.Context, id string, fromCheckpoint bool) (ActionResult, error)
+	// Migrate moves a workload to node to: final checkpoint, transfer,
+	// commit, grant of the next epoch, restore.
+	Migrate(ctx context.Context, id, to string) (ActionResult, error)
 	// Ready returns nil when this peer should receive traffic.
 	Ready() error
 }
@@ -79,6 +83,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/workloads/{id}/results", s.guard(true, s.appendResult))
 	s.mux.HandleFunc("POST /v1/workloads/{id}/checkpoint", s.guard(true, s.checkpoint))
 	s.mux.HandleFunc("POST /v1/workloads/{id}/restart", s.guard(true, s.restart))
+	s.mux.HandleFunc("POST /v1/workloads/{id}/migrate", s.guard(true, s.migrate))
 	s.mux.HandleFunc("GET /v1/migrations", s.guard(false, s.migrations))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, fmt.Errorf("%w: no such endpoint: %s %s", fsm.ErrNotFound, r.Method, r.URL.Path))
@@ -180,6 +185,21 @@ func (s *Server) restart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := s.backend.Restart(r.Context(), r.PathValue("id"), req.FromCheckpoint)
+	respond(w, http.StatusOK, res, err)
+}
+
+func (s *Server) migrate(w http.ResponseWriter, r *http.Request) {
+	var req MigrateRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, 4096))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || req.To == "" {
+		if err == nil {
+			err = errors.New("\"to\" is empty")
+		}
+		WriteError(w, badRequest("migrate request: %v (want {\"to\": \"NODE\"})", err))
+		return
+	}
+	res, err := s.backend.Migrate(r.Context(), r.PathValue("id"), req.To)
 	respond(w, http.StatusOK, res, err)
 }
 

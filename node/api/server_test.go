@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -63,6 +64,12 @@ func (f *fakeBackend) Checkpoint(_ context.Context, id string) (ActionResult, er
 }
 func (f *fakeBackend) Restart(_ context.Context, id string, from bool) (ActionResult, error) {
 	return ActionResult{Workload: id}, nil
+}
+func (f *fakeBackend) Migrate(_ context.Context, id, to string) (ActionResult, error) {
+	if to == "busy" {
+		return ActionResult{}, fmt.Errorf("%w: %s is drained", ErrConflict, to)
+	}
+	return ActionResult{Workload: id, Holder: to}, nil
 }
 
 func newTestServer(t *testing.T, auth Auth) (*httptest.Server, *fakeBackend) {
@@ -186,4 +193,30 @@ func FuzzDecodeSpec(f *testing.F) {
 			t.Fatalf("DecodeSpec accepted a spec that does not validate: %v", verr)
 		}
 	})
+}
+
+func TestMigrateRequest(t *testing.T) {
+	srv, _ := newTestServer(t, Auth{})
+	c, err := NewClient(srv.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Migrate(context.Background(), "counter", "n2")
+	if err != nil || res.Holder != "n2" {
+		t.Fatalf("migrate: %+v %v", res, err)
+	}
+	if _, err := c.Migrate(context.Background(), "counter", "busy"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("migrate to a drained node: %v, want ErrConflict", err)
+	}
+	for _, body := range []string{``, `{}`, `{"to": ""}`, `{"to": "n2", "extra": 1}`, `[1]`} {
+		resp, err := http.Post(srv.URL+"/v1/workloads/counter/migrate", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "migrate request") {
+			t.Errorf("body %q: %d %s", body, resp.StatusCode, b)
+		}
+	}
 }

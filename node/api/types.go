@@ -57,6 +57,9 @@ type Checkpoint struct {
 	Epoch       uint64    `json:"epoch"`
 	Bytes       int64     `json:"bytes"`
 	CommittedAt time.Time `json:"committed_at"`
+	// Standbys are the nodes holding a verified copy (the holder's own
+	// included).
+	Standbys []string `json:"standbys,omitempty"`
 }
 
 // Workload is one workload in GET /v1/workloads.
@@ -80,7 +83,8 @@ func WorkloadFrom(w fsm.Workload) Workload {
 	}
 	if n := len(w.Checkpoints); n > 0 {
 		c := w.Checkpoints[n-1]
-		v.Checkpoint = &Checkpoint{Seq: c.Seq, Epoch: c.Epoch, Bytes: c.Bytes, CommittedAt: c.CommittedAt}
+		v.Checkpoint = &Checkpoint{Seq: c.Seq, Epoch: c.Epoch, Bytes: c.Bytes, CommittedAt: c.CommittedAt,
+			Standbys: append([]string{}, c.Standbys...)}
 	}
 	return v
 }
@@ -108,6 +112,13 @@ type ActionResult struct {
 	FreezeMS float64 `json:"freeze_ms,omitempty"`
 	TookMS   float64 `json:"took_ms"`
 	PID      int     `json:"pid,omitempty"`
+	// Holder is the node that holds the workload after a migrate.
+	Holder string `json:"holder,omitempty"`
+}
+
+// MigrateRequest is the body of POST /v1/workloads/{id}/migrate.
+type MigrateRequest struct {
+	To string `json:"to"`
 }
 
 // RestartRequest is the body of POST /v1/workloads/{id}/restart.

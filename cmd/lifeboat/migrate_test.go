@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lifeboat/lifeboat/internal/netns"
+	"github.com/lifeboat/lifeboat/node/api"
+)
+
+// hostsOnSwitch starts one agent per name, each in its own network
+// namespace on one switch (10.232.0.1, .2, … in zones a, b, c …), the test
+// itself on 10.232.0.254. Everything goes when the test ends.
+func hostsOnSwitch(t *testing.T, names ...string) (*localCluster, []*localAgent) {
+	t.Helper()
+	if _, err := netns.CleanupStale(netns.Prefix + "mig"); err != nil {
+		t.Logf("stale namespaces: %v", err)
+	}
+	sw, err := netns.NewSwitch("migsw", "10.232.0.254", 24)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sw.Close() })
+	var agents []*localAgent
+	for i, name := range names {
+		ns, err := netns.New("mig" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ns.Close() })
+		ip := fmt.Sprintf("10.232.0.%d", i+1)
+		if err := sw.Plug(ns, ip); err != nil {
+			t.Fatal(err)
+		}
+		agents = append(agents, &localAgent{Name: name, IP: ip, Zone: string(rune('a' + i)),
+			Args: []string{"--bootstrap-expect", "3", "--api-token", writeToken},
+			Wrap: func(bin string, args ...string) *exec.Cmd { return ns.Command(bin, args...) }})
+	}
+	lc := &localCluster{bin: testBin, dir: t.TempDir()}
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpLogs(t, lc)
+		}
+		lc.stopAll()
+	})
+	for _, a := range agents {
+		if err := lc.start(a, agents[0].IP+":7946"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return lc, agents
+}
+
+// TestMigrateBetweenHostsInNamespaces: three agents, each in its own
+// network namespace; the counter (criu mode, 64 MiB) runs on one with a
+// standby elsewhere. A periodic checkpoint reaches the standby over QUIC
+// and is committed listing it; `lifeboat workload migrate` then moves the
+// counter to another host: the count continues, the epoch grows, the old
+// holder no longer serves it, and the move is recorded with its phases.
+func TestMigrateBetweenHostsInNamespaces(t *testing.T) {
+	needCRIU(t)
+	counter := filepath.Join(t.TempDir(), "counter")
+	build := exec.Command("go", "build", "-o", counter, "../../examples/counter")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the counter: %v\n%s", err, out)
+	}
+	_, agents := hostsOnSwitch(t, "h1", "h2", "h3")
+	url := agents[0].URL()
+	if _, err := waitStatus(ctxFor(t, 45*time.Second), url, wantFormed(3)); err != nil {
+		t.Fatal(err)
+	}
+	spec := fmt.Sprintf("id: counter\ncommand: [%s, --port, \"18082\", --ballast-mib, \"64\"]\n"+
+		"checkpoint: {mode: criu, interval: 1h}\nservice: {port: 18082}\nresources: {memory_mib: 128}\n"+
+		"placement: {prefer: [h1]}\n", counter)
+	cli := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(testBin, append(args, "--addr", url, "--token", writeToken)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("lifeboat %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	cli("workload", "submit", writeFile(t, "counter.yaml", spec))
+	c := &api.Client{Base: url, Token: writeToken}
+	w := waitWorkload(t, c, "counter", func(w api.Workload) bool { return w.State == "running" && len(w.Standbys) == 1 })
+	if w.Holder != "h1" {
+		t.Fatalf("holder %s, want h1 (preferred)", w.Holder)
+	}
+	standby := w.Standbys[0]
+	for want := 1; want <= 3; want++ {
+		if got := countAt(t, "10.232.0.1:18082"); got != want {
+			t.Fatalf("GET / = %d, want %d", got, want)
+		}
+	}
+
+	// A periodic checkpoint goes to the standby before it commits.
+	cli("workload", "checkpoint", "counter")
+	w = waitWorkload(t, c, "counter", func(w api.Workload) bool { return w.Checkpoint != nil })
+	if !slices.Contains(w.Checkpoint.Standbys, standby) || !slices.Contains(w.Checkpoint.Standbys, "h1") {
+		t.Fatalf("checkpoint #%d committed with copies on %v, want h1 and the standby %s", w.Checkpoint.Seq, w.Checkpoint.Standbys, standby)
+	}
+	countAt(t, "10.232.0.1:18082") // 4
+
+	// Move it to the standby: only the delta travels.
+	epoch := w.Epoch
+	out := cli("workload", "migrate", "counter", "--to", standby)
+	if !strings.Contains(out, "moved to "+standby) {
+		t.Fatalf("migrate output: %s", out)
+	}
+	w = waitWorkload(t, c, "counter", func(w api.Workload) bool { return w.Holder == standby && w.State == "running" })
+	if w.Epoch <= epoch {
+		t.Fatalf("epoch %d after the move, want more than %d", w.Epoch, epoch)
+	}
+	ip := map[string]string{"h1": "10.232.0.1", "h2": "10.232.0.2", "h3": "10.232.0.3"}
+	if got := countAt(t, ip[standby]+":18082"); got != 5 {
+		t.Fatalf("after the move GET / = %d on %s, want 5: the count continues", got, standby)
+	}
+	if resp, err := (&http.Client{Timeout: time.Second}).Get("http://10.232.0.1:18082/value"); err == nil {
+		resp.Body.Close()
+		t.Fatal("the old holder still serves the counter")
+	}
+	ms, err := c.Migrations(context.Background())
+	if err != nil || len(ms) == 0 {
+		t.Fatalf("migrations: %v %v", ms, err)
+	}
+	last := ms[len(ms)-1]
+	if last.From != "h1" || last.To != standby || last.Phase != "done" || len(last.Phases) < 4 {
+		t.Fatalf("migration record %+v", last)
+	}
+	cli("workload", "remove", "counter")
+}
