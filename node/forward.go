@@ -119,6 +119,7 @@ func (n *Node) registerInternal(s *api.Server) {
 	s.Handle("POST /v1/internal/mirror", n.serveMirror)
 	s.Handle("POST /v1/internal/checkpoint", n.serveCheckpoint)
 	s.Handle("POST /v1/internal/restart", n.serveRestart)
+	s.Handle("POST /v1/internal/migrate", n.serveMigrate)
 }
 
 func (n *Node) serveApply(w http.ResponseWriter, r *http.Request) {

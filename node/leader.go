@@ -39,6 +39,7 @@ func (n *Node) leaderLoop(ctx context.Context) {
 		n.runAutopilot(ctx)
 		n.expireLeases(ctx)
 		n.grantPending(ctx)
+		n.refillStandbys(ctx)
 	}
 }
 

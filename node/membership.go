@@ -101,7 +101,7 @@ func (n *Node) localMeta() gossip.Meta {
 		Cloud: n.cfg.Cloud, Region: n.cfg.Region, Zone: n.cfg.Zone,
 		InstanceID: n.cfg.InstanceID, InstanceType: n.cfg.InstanceType, Lifecycle: n.cfg.Lifecycle,
 		MemoryMiB: n.cfg.Capacity.MemoryMiB, CPUMillis: n.cfg.Capacity.CPUMillis,
-		Addr: n.addr, RaftPort: uint16(n.cfg.RaftPort), TransferPort: uint16(n.cfg.TransferPort),
+		Addr: n.addr, RaftPort: uint16(n.cfg.RaftPort), TransferPort: uint16(n.transferPort()),
 		HTTPPort: uint16(n.cfg.HTTPPort), IngressPort: uint16(n.cfg.IngressPort),
 		State: string(fsm.NodeAlive), Role: api.RoleMember,
 	}

@@ -21,6 +21,11 @@ type metrics struct {
 	leaseRenews *prometheus.CounterVec
 	autopilotN  *prometheus.CounterVec
 	httpReqs    *prometheus.CounterVec
+
+	checkpointBytes prometheus.Counter
+	transfers       *prometheus.CounterVec
+	transferBytes   prometheus.Counter
+	migrations      *prometheus.CounterVec
 }
 
 func newMetrics(n *Node) *metrics {
@@ -36,6 +41,14 @@ func newMetrics(n *Node) *metrics {
 			Help: "Autopilot actions executed by this leader, by kind."}, []string{"action"}),
 		httpReqs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lifeboat_http_requests_total",
 			Help: "Admin API requests, by method and status code."}, []string{"method", "code"}),
+		checkpointBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "lifeboat_checkpoint_committed_bytes_total",
+			Help: "Bytes of the checkpoints this peer committed as holder."}),
+		transfers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lifeboat_transfers_total",
+			Help: "Checkpoint transfers this peer sent, by result."}, []string{"result"}),
+		transferBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "lifeboat_transfer_sent_bytes_total",
+			Help: "Chunk bytes this peer sent (what delta transfer did not save)."}),
+		migrations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lifeboat_migrations_total",
+			Help: "Workload moves this peer handed off as holder, by result."}, []string{"result"}),
 	}
 	members := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lifeboat_gossip_members_alive",
 		Help: "Peers gossip sees alive."}, func() float64 {
@@ -58,6 +71,7 @@ func newMetrics(n *Node) *metrics {
 		return float64(n.raft.AppliedIndex())
 	})
 	m.reg.MustRegister(m.leader, m.applySec, m.leaseRenews, m.autopilotN, m.httpReqs, members, applied,
+		m.checkpointBytes, m.transfers, m.transferBytes, m.migrations,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

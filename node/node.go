@@ -23,6 +23,7 @@ import (
 	"github.com/lifeboat/lifeboat/gossip"
 	"github.com/lifeboat/lifeboat/node/api"
 	"github.com/lifeboat/lifeboat/node/runtime"
+	"github.com/lifeboat/lifeboat/transfer"
 )
 
 // Node is one running peer.
@@ -47,7 +48,9 @@ type Node struct {
 	metrics *metrics
 	leases  *leaseBatcher
 	sup     *runtime.Supervisor
-	kick    chan struct{} // wakes the leader loop early
+	xfer    *transfer.Server // receives checkpoints from holders
+	sender  checkpointSender // ships checkpoints to standbys
+	kick    chan struct{}    // wakes the leader loop early
 
 	mu sync.Mutex // guards the fields below
 	// leaderSince is when this node last became leader (zero: not leader).
@@ -61,8 +64,11 @@ type Node struct {
 	lastMeta      gossip.Meta
 	// spareSince is when the leader first saw each spare (autopilot debounce).
 	spareSince map[string]time.Time
-	closed     bool
+	// prepared is the last checkpoint seq this node prepared per workload.
+	prepared map[string]uint64
+	closed   bool
 
+	runCtx context.Context // ends when Close begins
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every loop goroutine
 }
@@ -73,7 +79,8 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, now: cfg.Now, addr: cfg.advertise(),
-		machine: fsm.New(), mirror: fsm.New(), leases: newLeaseBatcher(), kick: make(chan struct{}, 1)}
+		machine: fsm.New(), mirror: fsm.New(), leases: newLeaseBatcher(), kick: make(chan struct{}, 1),
+		prepared: map[string]uint64{}}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
 	}
@@ -100,7 +107,8 @@ func (n *Node) HTTPAddr() string { return net.JoinHostPort(n.addr, strconv.Itoa(
 func (n *Node) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	steps := []func() error{n.startRuntime, n.startRaft, n.startGossip, n.startHTTP}
+	n.runCtx = ctx
+	steps := []func() error{n.startRuntime, n.startTransfer, n.startRaft, n.startGossip, n.startHTTP}
 	for _, step := range steps {
 		if err := step(); err != nil {
 			n.Close()
@@ -116,6 +124,7 @@ func (n *Node) Start() error {
 	n.goLoop(ctx, "lease-renew", n.renewLoop)
 	n.goLoop(ctx, "mirror", n.mirrorLoop)
 	n.goLoop(ctx, "sync", n.syncLoop)
+	n.goLoop(ctx, "gc", n.gcLoop)
 	n.log.Info("peer started", "addr", n.addr, "http", n.cfg.HTTPPort, "raft", n.cfg.RaftPort, "gossip", n.cfg.GossipPort)
 	return nil
 }
@@ -152,6 +161,9 @@ func (n *Node) Close() error {
 	n.wg.Wait()
 	if n.sup != nil {
 		errs = append(errs, n.sup.Close())
+	}
+	if n.xfer != nil {
+		errs = append(errs, n.xfer.Close())
 	}
 	if n.gossip != nil {
 		errs = append(errs, n.gossip.Close())
@@ -193,7 +205,8 @@ func (n *Node) startRuntime() error {
 	}
 	rc := runtime.DefaultConfig(n.cfg.DataDir)
 	rc.Logger = n.log.With("part", "runtime")
-	sup, err := runtime.New(rc, &runtimeCluster{n: n, lastSeq: map[string]uint64{}}, cks...)
+	rc.Keep = fsm.KeepCheckpoints + 1 // the committed ones and the one in flight; gcLoop trims the rest
+	sup, err := runtime.New(rc, &runtimeCluster{n: n}, cks...)
 	if err != nil {
 		return fmt.Errorf("data-dir: %w", err)
 	}

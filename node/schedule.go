@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"github.com/lifeboat/lifeboat/fsm"
 	"github.com/lifeboat/lifeboat/gossip"
@@ -70,4 +71,40 @@ func (n *Node) placementNodes(workloads []fsm.Workload) []placement.Node {
 		})
 	}
 	return out
+}
+
+// refillStandbys keeps every placed workload at its standby count: a
+// standby that is no longer eligible (lost, drained, gone) is replaced,
+// and a missing one is added, by the same placement choice as at grant.
+// Checkpoints then go to the new standby from the next one on.
+func (n *Node) refillStandbys(ctx context.Context) {
+	workloads := n.machine.Workloads()
+	nodes := n.placementNodes(workloads)
+	eligible := map[string]bool{}
+	for _, nd := range nodes {
+		eligible[nd.Name] = nd.Eligible
+	}
+	for _, w := range workloads {
+		a := w.Assignment
+		if a.Holder == "" || a.State == fsm.WorkloadPending || a.State == fsm.WorkloadStopped || w.Spec.Standbys == 0 {
+			continue
+		}
+		keep := slices.DeleteFunc(slices.Clone(a.Standbys), func(s string) bool { return !eligible[s] || s == a.Holder })
+		if len(keep) == len(a.Standbys) && len(keep) >= w.Spec.Standbys {
+			continue
+		}
+		want := keep
+		if len(keep) < w.Spec.Standbys {
+			for _, s := range placement.ChooseStandbys(requestFor(w.Spec), a.Holder, nodes, w.Spec.Standbys+len(keep)) {
+				if len(want) < w.Spec.Standbys && !slices.Contains(want, s) {
+					want = append(want, s)
+				}
+			}
+		}
+		if slices.Equal(want, a.Standbys) {
+			continue
+		}
+		n.log.Info("standbys changed", "workload", w.Spec.ID, "from", a.Standbys, "to", want)
+		n.applyLogged(ctx, fsm.WorkloadSetStandbys{Workload: w.Spec.ID, Standbys: want})
+	}
 }

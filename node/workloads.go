@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/lifeboat/lifeboat/fsm"
@@ -20,9 +19,6 @@ import (
 // checkpoint records go through Raft, reads come from this node's replica.
 type runtimeCluster struct {
 	n *Node
-
-	mu      sync.Mutex // guards lastSeq
-	lastSeq map[string]uint64
 }
 
 var _ runtime.Cluster = (*runtimeCluster)(nil)
@@ -34,35 +30,22 @@ func (c *runtimeCluster) Report(ctx context.Context, id string, epoch uint64, st
 }
 
 // NextSeq is the seq of the workload's next checkpoint. A member's mirror
-// may not show this node's last commit yet, so the last seq committed
+// may not show this node's last Prepare yet, so the last seq prepared
 // from here counts too.
 func (c *runtimeCluster) NextSeq(id string) uint64 {
 	next := uint64(1)
 	if w, ok := c.n.view().Workload(id); ok && w.NextSeq > next {
 		next = w.NextSeq
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return max(next, c.lastSeq[id]+1)
+	c.n.mu.Lock()
+	defer c.n.mu.Unlock()
+	return max(next, c.n.prepared[id]+1)
 }
 
-// Commit records a sealed local checkpoint: prepare, then commit with this
-// node as the one holding a verified copy. (Shipping it to standbys before
-// the commit comes with the transfer.)
+// Commit records a sealed local checkpoint through the two-phase commit:
+// prepare, ship to the standbys, commit with those that verified it.
 func (c *runtimeCluster) Commit(ctx context.Context, id string, epoch uint64, ck *transfer.Checkpoint) error {
-	m := ck.Manifest
-	prep := fsm.CheckpointPrepare{Workload: id, Epoch: epoch, Seq: m.Seq, Digest: ck.Digest, Bytes: m.Bytes(), At: c.n.now()}
-	if _, _, err := c.n.apply(ctx, prep); err != nil {
-		return err
-	}
-	commit := fsm.CheckpointCommit{Workload: id, Seq: m.Seq, Digest: ck.Digest, Standbys: []string{c.n.cfg.Name}, At: c.n.now()}
-	if _, _, err := c.n.apply(ctx, commit); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	c.lastSeq[id] = max(c.lastSeq[id], m.Seq)
-	c.mu.Unlock()
-	return nil
+	return c.n.commitCheckpoint(ctx, id, epoch, ck)
 }
 
 // Committed lists the workload's committed checkpoints, oldest first.

@@ -1,0 +1,199 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/lifeboat/lifeboat/fsm"
+	"github.com/lifeboat/lifeboat/gossip"
+	"github.com/lifeboat/lifeboat/node/api"
+	"github.com/lifeboat/lifeboat/node/runtime"
+	"github.com/lifeboat/lifeboat/transfer"
+)
+
+// restoreWait bounds how long a move waits for the new holder to report
+// the workload running.
+const restoreWait = 2 * time.Minute
+
+type migrateRequest struct {
+	ID string `json:"id"`
+	To string `json:"to"`
+}
+
+// Migrate moves a workload to node to: on the holder, the final
+// checkpoint (the process stops), the transfer of what to lacks, the
+// commit, the grant of the next epoch to to, which restores it. It returns
+// once to reports the workload running (or failed).
+func (n *Node) Migrate(ctx context.Context, id, to string) (api.ActionResult, error) {
+	if err := n.checkTarget(id, to); err != nil {
+		return api.ActionResult{}, err
+	}
+	var res runtime.Result
+	body, _ := json.Marshal(migrateRequest{ID: id, To: to})
+	err := n.onHolder(ctx, id, "/v1/internal/migrate", body, &res, func() error {
+		var err error
+		res, err = n.migrateLocal(ctx, id, to)
+		return err
+	})
+	ar := actionResult(res)
+	if err == nil {
+		ar.Holder = to
+	}
+	return ar, err
+}
+
+// checkTarget refuses a move to a node that cannot take the workload.
+func (n *Node) checkTarget(id, to string) error {
+	v := n.view()
+	w, ok := v.Workload(id)
+	if !ok {
+		return fmt.Errorf("%w: no workload %q", fsm.ErrNotFound, id)
+	}
+	if to == "" {
+		return fmt.Errorf("%w: migrate: \"to\" names no node", api.ErrBadRequest)
+	}
+	if to == w.Assignment.Holder {
+		return fmt.Errorf("%w: %s already holds %s", api.ErrConflict, to, id)
+	}
+	rec, ok := v.Node(to)
+	if !ok {
+		return fmt.Errorf("%w: no node %q", fsm.ErrNotFound, to)
+	}
+	m, alive := n.members()[to]
+	switch {
+	case rec.State != fsm.NodeAlive || !alive || m.State != gossip.MemberAlive:
+		return fmt.Errorf("%w: node %s is not alive (%s)", api.ErrConflict, to, rec.State)
+	case rec.Drained:
+		return fmt.Errorf("%w: node %s is drained", api.ErrConflict, to)
+	case len(rec.Modes) > 0 && !slices.Contains(rec.Modes, w.Spec.Checkpoint.Mode):
+		return fmt.Errorf("%w: node %s cannot run checkpoint mode %s (it offers %v)", api.ErrConflict, to, w.Spec.Checkpoint.Mode, rec.Modes)
+	}
+	return nil
+}
+
+// migrateLocal runs a move on this node, the holder.
+func (n *Node) migrateLocal(ctx context.Context, id, to string) (runtime.Result, error) {
+	if err := n.checkTarget(id, to); err != nil {
+		return runtime.Result{}, err
+	}
+	w, _ := n.view().Workload(id)
+	mig := fsm.Migration{ID: id + "-" + strconv.FormatInt(n.now().UnixNano(), 36), Workload: id,
+		From: n.cfg.Name, To: to, Reason: "manual", Phase: fsm.PhaseCheckpointing}
+	if _, _, err := n.apply(ctx, fsm.MigrationBegin{Migration: mig, At: n.now()}); err != nil {
+		return runtime.Result{}, fmt.Errorf("recording the migration: %w", err)
+	}
+	phase := func(p string, epoch uint64, err error) {
+		c := fsm.MigrationPhase{ID: mig.ID, Phase: p, Epoch: epoch, At: n.now()}
+		if err != nil {
+			c.Error = err.Error()
+		}
+		n.applyLogged(context.WithoutCancel(ctx), c)
+	}
+	var epoch uint64
+	res, err := n.localSup(func(sup *runtime.Supervisor) (runtime.Result, error) {
+		return sup.Handoff(ctx, id, func(ctx context.Context, rw runtime.Workload, c *transfer.Checkpoint) error {
+			phase(fsm.PhaseTransferring, 0, nil)
+			var err error
+			epoch, err = n.handoffTo(ctx, rw, c, to, w.Assignment.Standbys)
+			return err
+		})
+	})
+	if err != nil {
+		n.metrics.migrations.WithLabelValues("failed").Inc()
+		phase(fsm.PhaseFailed, 0, err)
+		return res, err
+	}
+	phase(fsm.PhaseRestoring, epoch, nil)
+	res.Epoch = epoch
+	if err := n.waitRunning(ctx, id, epoch); err != nil {
+		n.metrics.migrations.WithLabelValues("failed").Inc()
+		phase(fsm.PhaseFailed, epoch, err)
+		return res, err
+	}
+	n.metrics.migrations.WithLabelValues("ok").Inc()
+	phase(fsm.PhaseDone, epoch, nil)
+	return res, nil
+}
+
+// handoffTo commits the final checkpoint with to among its holders and
+// grants the workload to to under the next epoch; it returns that epoch
+// once this node's replica shows the grant.
+func (n *Node) handoffTo(ctx context.Context, w runtime.Workload, c *transfer.Checkpoint, to string, standbys []string) (uint64, error) {
+	if c != nil {
+		if err := n.commitCheckpoint(ctx, w.Spec.ID, w.Epoch, c, to); err != nil {
+			return 0, err
+		}
+	}
+	rest := slices.DeleteFunc(slices.Clone(standbys), func(s string) bool { return s == to })
+	grant := fsm.WorkloadGrant{Workload: w.Spec.ID, Holder: to, Standbys: rest, PrevEpoch: w.Epoch, At: n.now()}
+	idx, _, err := n.apply(ctx, grant)
+	if err != nil {
+		return 0, fmt.Errorf("granting %s to %s: %w", w.Spec.ID, to, err)
+	}
+	err = n.waitView(ctx, func(v *fsm.Machine) bool {
+		cur, ok := v.Workload(w.Spec.ID)
+		return !ok || cur.Assignment.Epoch >= idx
+	})
+	return idx, err
+}
+
+// waitRunning waits until the workload runs under epoch (or fails).
+func (n *Node) waitRunning(ctx context.Context, id string, epoch uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, restoreWait)
+	defer cancel()
+	var last fsm.Assignment
+	err := n.waitView(ctx, func(v *fsm.Machine) bool {
+		w, ok := v.Workload(id)
+		if !ok {
+			return true
+		}
+		last = w.Assignment
+		return w.Assignment.Epoch != epoch || w.Assignment.State == fsm.WorkloadRunning || w.Assignment.State == fsm.WorkloadFailed
+	})
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: %s did not report %s running under epoch %d: %v", api.ErrUnavailable, last.Holder, id, epoch, err)
+	case last.Epoch != epoch:
+		return fmt.Errorf("%w: %s moved on to epoch %d before it ran under %d", api.ErrConflict, id, last.Epoch, epoch)
+	case last.State == fsm.WorkloadFailed:
+		return fmt.Errorf("%w: %s on %s: %s", api.ErrRestoreFailed, id, last.Holder, last.Message)
+	}
+	return nil
+}
+
+// waitView waits until ok holds on this node's replica.
+func (n *Node) waitView(ctx context.Context, ok func(*fsm.Machine) bool) error {
+	for {
+		v := n.view()
+		changed := v.Notify()
+		if ok(v) {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-time.After(time.Second): // the view itself may switch (member ↔ Raft)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (n *Node) serveMigrate(w http.ResponseWriter, r *http.Request) {
+	var req migrateRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1024)).Decode(&req); err != nil {
+		api.WriteError(w, fmt.Errorf("%w: migrate request: %v", api.ErrBadRequest, err))
+		return
+	}
+	res, err := n.migrateLocal(r.Context(), req.ID, req.To)
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	writeJSON(w, res)
+}

@@ -1,0 +1,221 @@
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/lifeboat/lifeboat/fsm"
+	"github.com/lifeboat/lifeboat/gossip"
+	"github.com/lifeboat/lifeboat/transfer"
+)
+
+// startTransfer starts the checkpoint transfer: a QUIC server on the
+// transfer port that receives into the supervisor's store (mutual TLS; an
+// offer must match the checkpoint Raft prepared), and the client that
+// ships this node's checkpoints. With the in-memory network the server
+// still runs on real UDP, on any free port of the bind address.
+func (n *Node) startTransfer() error {
+	sc := transfer.DefaultServerConfig()
+	port := n.cfg.TransferPort
+	if n.cfg.Net != nil {
+		port = 0
+	}
+	sc.Addr = net.JoinHostPort(n.cfg.BindAddr, strconv.Itoa(port))
+	sc.TLS = n.cfg.TLS.ServerTLS(transfer.ALPN)
+	sc.Store = n.sup.Store()
+	sc.Logger = n.log.With("part", "transfer")
+	sc.Accept = func(peer string, m *transfer.Manifest, digest string) error {
+		return n.acceptOffer(n.runCtx, peer, m, digest)
+	}
+	srv, err := transfer.NewServer(sc)
+	if err != nil {
+		return fmt.Errorf("transfer-port: %w", err)
+	}
+	if err := srv.Start(); err != nil {
+		return fmt.Errorf("transfer-port: %w", err)
+	}
+	n.xfer = srv
+	cc := transfer.DefaultClientConfig()
+	cc.TLS = func(peer string) *tls.Config { return n.cfg.TLS.ClientTLS(transfer.ALPN, peer) }
+	cc.Logger = sc.Logger
+	cl, err := transfer.NewClient(cc)
+	if err != nil {
+		return err
+	}
+	n.sender = cl
+	return nil
+}
+
+// transferPort is the port the transfer server listens on.
+func (n *Node) transferPort() int {
+	if n.xfer != nil {
+		if a, ok := n.xfer.Addr().(*net.UDPAddr); ok {
+			return a.Port
+		}
+	}
+	return n.cfg.TransferPort
+}
+
+// checkpointSender ships a sealed checkpoint to one peer and returns once
+// the peer has verified and sealed it (transfer.Client).
+type checkpointSender interface {
+	Send(ctx context.Context, addr, peer string, ck *transfer.Checkpoint) (transfer.SendStats, error)
+}
+
+// errNoStandby means no standby verified a checkpoint that had standbys to
+// go to: it is aborted rather than committed with no copy off this host.
+var errNoStandby = errors.New("no standby verified the checkpoint")
+
+// commitCheckpoint is the two-phase commit of a sealed local checkpoint:
+// Prepare in Raft (a pending record with the manifest's digest), ship it to
+// the workload's standbys and to the nodes in must, each of which verifies
+// it against that record before it acks, then Commit listing this node and
+// every node that acked. It aborts instead when a node in must did not ack,
+// or when there were standbys and none acked. A workload with no standby
+// (a one-node cluster, or no eligible peer) commits with this node's copy
+// alone, and says so in the log.
+func (n *Node) commitCheckpoint(ctx context.Context, id string, epoch uint64, ck *transfer.Checkpoint, must ...string) error {
+	m := ck.Manifest
+	prep := fsm.CheckpointPrepare{Workload: id, Epoch: epoch, Seq: m.Seq, Digest: ck.Digest, Bytes: m.Bytes(), At: n.now()}
+	if _, _, err := n.apply(ctx, prep); err != nil {
+		return fmt.Errorf("prepare checkpoint #%d: %w", m.Seq, err)
+	}
+	n.mu.Lock()
+	n.prepared[id] = max(n.prepared[id], m.Seq)
+	n.mu.Unlock()
+	targets := must
+	if w, ok := n.view().Workload(id); ok {
+		targets = append(slices.Clone(must), w.Assignment.Standbys...)
+	}
+	targets = slices.DeleteFunc(slices.Compact(sortedCopy(targets)), func(s string) bool { return s == n.cfg.Name })
+	acked, errs := n.shipAll(ctx, targets, ck)
+	missing := slices.DeleteFunc(slices.Clone(must), func(s string) bool { return slices.Contains(acked, s) })
+	var fail error
+	switch {
+	case len(missing) > 0:
+		fail = fmt.Errorf("checkpoint #%d did not reach %v: %w", m.Seq, missing, errors.Join(errs...))
+	case len(targets) > 0 && len(acked) == 0:
+		fail = fmt.Errorf("checkpoint #%d: %w: %w", m.Seq, errNoStandby, errors.Join(errs...))
+	}
+	if fail != nil {
+		abort := fsm.CheckpointAbort{Workload: id, Seq: m.Seq, Reason: fail.Error()}
+		if _, _, err := n.apply(context.WithoutCancel(ctx), abort); err != nil {
+			n.log.Warn("checkpoint abort not recorded", "workload", id, "seq", m.Seq, "err", err)
+		}
+		return fail
+	}
+	if len(targets) == 0 {
+		n.log.Warn("checkpoint committed with no standby: its only copy is on this host", "workload", id, "seq", m.Seq)
+	} else if len(errs) > 0 {
+		n.log.Warn("checkpoint missed some standbys", "workload", id, "seq", m.Seq, "acked", acked, "err", errors.Join(errs...))
+	}
+	holders := append([]string{n.cfg.Name}, acked...)
+	commit := fsm.CheckpointCommit{Workload: id, Seq: m.Seq, Digest: ck.Digest, Standbys: holders, At: n.now()}
+	if _, _, err := n.apply(ctx, commit); err != nil {
+		return fmt.Errorf("commit checkpoint #%d: %w", m.Seq, err)
+	}
+	n.metrics.checkpointBytes.Add(float64(m.Bytes()))
+	return nil
+}
+
+func sortedCopy(s []string) []string {
+	c := slices.Clone(s)
+	slices.Sort(c)
+	return c
+}
+
+// shipAll sends ck to every target in parallel and returns those that
+// acked, sorted, and the errors of the others.
+func (n *Node) shipAll(ctx context.Context, targets []string, ck *transfer.Checkpoint) ([]string, []error) {
+	var (
+		mu    sync.Mutex
+		wg    sync.WaitGroup
+		acked []string
+		errs  []error
+	)
+	members := n.members()
+	for _, t := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := n.ship(ctx, members[t], t, ck)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", t, err))
+				return
+			}
+			acked = append(acked, t)
+		}()
+	}
+	wg.Wait()
+	slices.Sort(acked)
+	return acked, errs
+}
+
+// ship sends ck to one peer, found in gossip.
+func (n *Node) ship(ctx context.Context, m gossip.Member, name string, ck *transfer.Checkpoint) error {
+	if m.Name == "" || m.State != gossip.MemberAlive || m.Meta.Addr == "" || m.Meta.TransferPort == 0 {
+		return fmt.Errorf("%s is not alive in gossip", name)
+	}
+	addr := net.JoinHostPort(m.Meta.Addr, strconv.Itoa(int(m.Meta.TransferPort)))
+	begin := time.Now()
+	st, err := n.sender.Send(ctx, addr, name, ck)
+	if err != nil {
+		n.metrics.transfers.WithLabelValues("failed").Inc()
+		return err
+	}
+	n.metrics.transfers.WithLabelValues("ok").Inc()
+	n.metrics.transferBytes.Add(float64(st.BytesSent))
+	n.log.Info("checkpoint shipped", "workload", ck.Manifest.Workload, "seq", ck.Manifest.Seq, "to", name,
+		"bytes", st.Bytes, "sent", st.BytesSent, "took", time.Since(begin).Round(time.Millisecond))
+	return nil
+}
+
+// acceptOffer is the transfer server's policy: a peer may push a
+// checkpoint only if it holds the workload and Raft has prepared exactly
+// that checkpoint (seq and digest). The replica may lag the Prepare by a
+// moment, so it waits for it, briefly.
+func (n *Node) acceptOffer(ctx context.Context, peer string, m *transfer.Manifest, digest string) error {
+	ctx, cancel := context.WithTimeout(ctx, offerWait)
+	defer cancel()
+	for {
+		v := n.view()
+		changed := v.Notify()
+		err := offerMatches(v, peer, m, digest)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return err
+		}
+	}
+}
+
+// offerWait bounds how long an offer waits for the replica to show its
+// Prepare.
+const offerWait = 3 * time.Second
+
+func offerMatches(v *fsm.Machine, peer string, m *transfer.Manifest, digest string) error {
+	w, ok := v.Workload(m.Workload)
+	switch {
+	case !ok:
+		return fmt.Errorf("workload %s is unknown here", m.Workload)
+	case w.Assignment.Holder != peer:
+		return fmt.Errorf("%s does not hold workload %s (%q does)", peer, m.Workload, w.Assignment.Holder)
+	case w.Pending == nil || w.Pending.Seq != m.Seq:
+		return fmt.Errorf("checkpoint #%d of %s is not prepared in Raft", m.Seq, m.Workload)
+	case w.Pending.Digest != digest:
+		return fmt.Errorf("checkpoint #%d of %s was prepared with another manifest digest", m.Seq, m.Workload)
+	}
+	return nil
+}

@@ -1,0 +1,153 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lifeboat/lifeboat/fsm"
+	"github.com/lifeboat/lifeboat/transfer"
+)
+
+// TestCheckpointsReachStandbysAndMigrate: a periodic checkpoint goes to
+// the workload's standby over QUIC before it commits, and the record lists
+// both copies; the standby's copy verifies against the committed digest.
+// A migrate to the standby then moves the workload (the count continues,
+// the epoch grows) and the move is recorded phase by phase. A migrate to a
+// node that does not exist or already holds it is refused.
+func TestCheckpointsReachStandbysAndMigrate(t *testing.T) {
+	bin := buildCounter(t)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	tc := newTestCluster(t, 0, peerSpec{"a1", "a"}, peerSpec{"b1", "b"}, peerSpec{"c1", "c"})
+	eventually(t, 20*time.Second, "formed", func() error { return shape(tc.status("a1"), 3, 3, 0) })
+	ctx := context.Background()
+	spec := fsm.WorkloadSpec{ID: "counter", Command: []string{bin, "--port", strconv.Itoa(port)},
+		Checkpoint: fsm.CheckpointPolicy{Mode: fsm.ModeApp, Interval: fsm.Duration(time.Hour)},
+		Service:    &fsm.Service{Port: port}, Resources: fsm.Resources{MemoryMiB: 16},
+		Placement:  fsm.Constraints{Prefer: []string{"a1"}}}
+	if _, err := tc.node("b1").Submit(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	var standby string
+	eventually(t, 20*time.Second, "running with a standby", func() error {
+		w, err := tc.node("c1").Workload(ctx, "counter")
+		if err != nil || w.State != string(fsm.WorkloadRunning) || w.Holder != "a1" || len(w.Standbys) != 1 {
+			return fmt.Errorf("%+v %v", w, err)
+		}
+		standby = w.Standbys[0]
+		return nil
+	})
+	eventually(t, 10*time.Second, "first answer", func() error {
+		if n, err := getCount(port); err != nil || n != 1 {
+			return fmt.Errorf("GET / = %d, %v; want 1", n, err)
+		}
+		return nil
+	})
+	getCount(port) // 2
+
+	res, err := tc.node("c1").Checkpoint(ctx, "counter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := tc.node("a1").Workload(ctx, "counter")
+	if w.Checkpoint == nil || w.Checkpoint.Seq != res.Seq || !slices.Equal(w.Checkpoint.Standbys, sortedCopy([]string{"a1", standby})) {
+		t.Fatalf("committed checkpoint %+v, want seq %d held by a1 and %s", w.Checkpoint, res.Seq, standby)
+	}
+	copyOn, err := tc.node(standby).sup.Store().Get("counter", res.Seq)
+	if err != nil {
+		t.Fatalf("the standby has no copy: %v", err)
+	}
+	if err := tc.node(standby).sup.Store().Verify(copyOn, res.Digest); err != nil {
+		t.Fatalf("the standby's copy does not verify: %v", err)
+	}
+	getCount(port) // 3, in the final checkpoint of the move
+
+	if _, err := tc.node("b1").Migrate(ctx, "counter", "nobody"); err == nil || !strings.Contains(err.Error(), "no node") {
+		t.Fatalf("migrate to an unknown node: %v", err)
+	}
+	if _, err := tc.node("b1").Migrate(ctx, "counter", "a1"); err == nil || !strings.Contains(err.Error(), "already holds") {
+		t.Fatalf("migrate to the holder: %v", err)
+	}
+	mres, err := tc.node("b1").Migrate(ctx, "counter", standby)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mres.Holder != standby || mres.Epoch <= w.Epoch || mres.Seq != res.Seq+1 {
+		t.Fatalf("migrate result %+v (epoch before %d)", mres, w.Epoch)
+	}
+	eventually(t, 10*time.Second, "count continues", func() error {
+		if n, err := getCount(port); err != nil || n != 4 {
+			return fmt.Errorf("GET / = %d, %v; want 4 (3 in the final checkpoint + 1)", n, err)
+		}
+		return nil
+	})
+	ms, _ := tc.node("a1").Migrations(ctx)
+	if len(ms) != 1 || ms[0].Phase != fsm.PhaseDone || ms[0].To != standby || ms[0].Epoch != mres.Epoch {
+		t.Fatalf("migrations %+v", ms)
+	}
+	var phases []string
+	for _, p := range ms[0].Phases {
+		phases = append(phases, p.Phase)
+	}
+	if want := []string{fsm.PhaseCheckpointing, fsm.PhaseTransferring, fsm.PhaseRestoring, fsm.PhaseDone}; !slices.Equal(phases, want) {
+		t.Fatalf("phases %v, want %v", phases, want)
+	}
+	eventually(t, 10*time.Second, "a new standby", func() error {
+		w, _ := tc.node("a1").Workload(ctx, "counter")
+		if len(w.Standbys) != 1 || w.Standbys[0] == standby {
+			return fmt.Errorf("standbys %v", w.Standbys)
+		}
+		return nil
+	})
+	if err := tc.node("a1").Remove(ctx, "counter"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOfferMustMatchThePreparedCheckpoint: the transfer server takes a
+// checkpoint only from the workload's holder, and only the one Raft has
+// prepared, digest and all.
+func TestOfferMustMatchThePreparedCheckpoint(t *testing.T) {
+	m := fsm.New()
+	idx := uint64(0)
+	apply := func(c fsm.Command) {
+		t.Helper()
+		b, err := fsm.Encode(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx++
+		if r := m.Apply(idx, b); r.Err != nil {
+			t.Fatalf("%T: %v", c, r.Err)
+		}
+	}
+	man := &transfer.Manifest{Workload: "w", Seq: 1}
+	want := func(peer, digest, msg string) {
+		t.Helper()
+		err := offerMatches(m, peer, man, digest)
+		if msg == "" && err != nil || msg != "" && (err == nil || !strings.Contains(err.Error(), msg)) {
+			t.Fatalf("offer from %s with digest %q: %v, want %q", peer, digest, err, msg)
+		}
+	}
+	want("a1", "d1", "unknown")
+	now := time.Now()
+	apply(fsm.NodeUpsert{Node: fsm.Node{Name: "a1", Zone: "a"}, At: now})
+	apply(fsm.WorkloadSubmit{Spec: fsm.WorkloadSpec{ID: "w", Command: []string{"/bin/true"}}.WithDefaults(), At: now})
+	apply(fsm.WorkloadGrant{Workload: "w", Holder: "a1", At: now})
+	epoch := idx
+	want("a1", "d1", "not prepared")
+	apply(fsm.CheckpointPrepare{Workload: "w", Epoch: epoch, Seq: 1, Digest: "d1", At: now})
+	want("b1", "d1", "b1 does not hold")
+	want("a1", "d2", "another manifest digest")
+	want("a1", "d1", "")
+}
