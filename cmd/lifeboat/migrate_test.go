@@ -41,7 +41,7 @@ func hostsOnSwitch(t *testing.T, names ...string) (*localCluster, []*localAgent)
 			t.Fatal(err)
 		}
 		agents = append(agents, &localAgent{Name: name, IP: ip, Zone: string(rune('a' + i)),
-			Args: []string{"--bootstrap-expect", "3", "--api-token", writeToken},
+			Args: []string{"--bootstrap-expect", "3"},
 			Wrap: func(bin string, args ...string) *exec.Cmd { return ns.Command(bin, args...) }})
 	}
 	lc := &localCluster{bin: testBin, dir: t.TempDir()}
@@ -83,7 +83,7 @@ func TestMigrateBetweenHostsInNamespaces(t *testing.T) {
 		"placement: {prefer: [h1]}\n", counter)
 	cli := func(args ...string) string {
 		t.Helper()
-		cmd := exec.Command(testBin, append(args, "--addr", url, "--token", writeToken)...)
+		cmd := exec.Command(testBin, append(args, "--addr", url)...)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("lifeboat %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -91,7 +91,7 @@ func TestMigrateBetweenHostsInNamespaces(t *testing.T) {
 		return string(out)
 	}
 	cli("workload", "submit", writeFile(t, "counter.yaml", spec))
-	c := &api.Client{Base: url, Token: writeToken}
+	c := &api.Client{Base: url}
 	w := waitWorkload(t, c, "counter", func(w api.Workload) bool { return w.State == "running" && len(w.Standbys) == 1 })
 	if w.Holder != "h1" {
 		t.Fatalf("holder %s, want h1 (preferred)", w.Holder)
@@ -114,6 +114,7 @@ func TestMigrateBetweenHostsInNamespaces(t *testing.T) {
 	// Move it to the standby: only the delta travels.
 	epoch := w.Epoch
 	out := cli("workload", "migrate", "counter", "--to", standby)
+	t.Log(strings.TrimSpace(out))
 	if !strings.Contains(out, "moved to "+standby) {
 		t.Fatalf("migrate output: %s", out)
 	}
