@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -61,7 +62,9 @@ func (c *Checkpoint) name() string {
 // OpenStore opens (creating it 0700 if needed) the store at root, keeping
 // keep sealed checkpoints per workload (2 if keep is 0). It deletes what a
 // crash left under root/.staging/: half-written or half-removed
-// checkpoints.
+// checkpoints, but not what interrupted transfers received (recv-*), which
+// a retry resumes from after a restart too (it re-hashes every byte; the
+// server drops them after its ResumeTTL).
 func OpenStore(root string, keep int) (*Store, error) {
 	if keep < 0 {
 		return nil, fmt.Errorf("open checkpoint store: keep %d is negative", keep)
@@ -79,10 +82,30 @@ func OpenStore(root string, keep int) (*Store, error) {
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return nil, fmt.Errorf("open checkpoint store: %w", err)
 	}
-	if err := os.RemoveAll(filepath.Join(abs, stagingName)); err != nil {
+	if err := clearStaging(filepath.Join(abs, stagingName)); err != nil {
 		return nil, fmt.Errorf("open checkpoint store: remove leftover staging: %w", err)
 	}
 	return &Store{root: abs, keep: keep}, nil
+}
+
+// clearStaging removes everything under dir but the receive stagings.
+func clearStaging(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.IsDir() && strings.HasPrefix(e.Name(), recvPrefix) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Root returns the store's root directory (absolute).
