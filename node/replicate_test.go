@@ -34,7 +34,7 @@ func TestCheckpointsReachStandbysAndMigrate(t *testing.T) {
 	spec := fsm.WorkloadSpec{ID: "counter", Command: []string{bin, "--port", strconv.Itoa(port)},
 		Checkpoint: fsm.CheckpointPolicy{Mode: fsm.ModeApp, Interval: fsm.Duration(time.Hour)},
 		Service:    &fsm.Service{Port: port}, Resources: fsm.Resources{MemoryMiB: 16},
-		Placement:  fsm.Constraints{Prefer: []string{"a1"}}}
+		Placement: fsm.Constraints{Prefer: []string{"a1"}}}
 	if _, err := tc.node("b1").Submit(ctx, spec); err != nil {
 		t.Fatal(err)
 	}
