@@ -13,6 +13,8 @@ trap 'rm -f "$raw"' EXIT
 
 echo "bench: CRIU dump/restore/freeze (median of $N) with the raw criu CLI as baseline" >&2
 $GO test -run '^$' -bench 'BenchmarkCRIUDumpRestore' -benchtime "${N}x" -timeout 30m ./node/runtime/ | tee -a "$raw" >&2
+echo "bench: checkpoint transfer of 1 GiB over veth: QUIC, TLS/TCP, TCP (median of $N)" >&2
+$GO test -run '^$' -bench 'BenchmarkTransfer' -benchtime 1x -count "$N" -timeout 30m ./transfer/ | tee -a "$raw" >&2
 echo "bench: checkpoint store hashing" >&2
 $GO test -run '^$' -bench 'BenchmarkBuildManifest|BenchmarkVerify' -benchtime 10x ./transfer/ | tee -a "$raw" >&2
 
@@ -47,6 +49,30 @@ criu=$(/usr/local/libexec/lifeboat/criu --version 2>/dev/null | head -1 || echo 
     END {
       for (k = 1; k <= n; k++) { s=order[k]; ratio = (f[s,"criu-cli"] > 0) ? sprintf("%.2f", f[s,"lifeboat"]/f[s,"criu-cli"]) : "-"
         printf "| %s | %s ms | %s ms | %s ms | %s ms | %s ms | %s ms | %s |\n", s, d[s,"lifeboat"], r[s,"lifeboat"], f[s,"lifeboat"], d[s,"criu-cli"], r[s,"criu-cli"], f[s,"criu-cli"], ratio }
+    }' "$raw"
+  echo
+  echo "## Checkpoint transfer: the same 1 GiB checkpoint over a veth link between two namespaces"
+  echo
+  echo "Sender and receiver share the machine's cores; both stores on tmpfs; the receiver verifies"
+  echo "every chunk's SHA-256 before it writes it and seals (fsync, rename) at the end. MB/s is the"
+  echo "whole send; wire MB/s the chunks alone. QUIC and TLS/TCP are mutual TLS 1.3 with the cluster"
+  echo "CA; plain TCP is the unencrypted baseline (never used between peers). Ratio: QUIC or TCP"
+  echo "MB/s over TLS/TCP with 1 stream."
+  echo
+  echo "| transport | MB/s | wire MB/s | ratio to TLS/TCP 1 stream |"
+  echo "|---|---|---|---|"
+  awk '
+    function median(list,   a, n, i, j, t) { n = split(list, a, " "); for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+      return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+    /^BenchmarkTransfer\// {
+      name = $1; sub(/^BenchmarkTransfer\//, "", name); sub(/-[0-9]+$/, "", name)
+      for (i = 3; i < NF; i++) { if ($(i+1) == "MB/s") mb[name] = mb[name] " " $i; if ($(i+1) == "wire-MB/s") wire[name] = wire[name] " " $i }
+      if (!(name in seen)) { seen[name] = 1; order[++n] = name }
+    }
+    END {
+      base = median(mb["tls-tcp/1stream"])
+      for (k = 1; k <= n; k++) { s = order[k]; m = median(mb[s])
+        printf "| %s | %.0f | %.0f | %s |\n", s, m, median(wire[s]), (base > 0) ? sprintf("%.2f", m / base) : "-" }
     }' "$raw"
   echo
   echo "## Raw output"

@@ -43,6 +43,7 @@ func (n *Node) startTransfer() error {
 	}
 	n.xfer = srv
 	cc := transfer.DefaultClientConfig()
+	cc.Conns = 2 // quic-go is CPU-bound: a second connection spreads it over more cores
 	cc.TLS = func(peer string) *tls.Config { return n.cfg.TLS.ClientTLS(transfer.ALPN, peer) }
 	cc.Logger = sc.Logger
 	cl, err := transfer.NewClient(cc)

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -139,4 +141,87 @@ func TestMigrateBetweenHostsInNamespaces(t *testing.T) {
 		t.Fatalf("migration record %+v", last)
 	}
 	cli("workload", "remove", "counter")
+}
+
+// TestDeltaCheckpointShipsOnlyWhatChanged: the counter holds 512 MiB
+// (criu mode) with a standby on another host. The first checkpoint ships
+// it all; after the workload rewrites 10 % of its memory, the second ships
+// at most 15 % of the checkpoint's bytes: the standby already holds the
+// rest from the first.
+func TestDeltaCheckpointShipsOnlyWhatChanged(t *testing.T) {
+	needCRIU(t)
+	counter := filepath.Join(t.TempDir(), "counter")
+	build := exec.Command("go", "build", "-o", counter, "../../examples/counter")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the counter: %v\n%s", err, out)
+	}
+	_, agents := hostsOnSwitch(t, "d1", "d2", "d3")
+	url := agents[0].URL()
+	if _, err := waitStatus(ctxFor(t, 45*time.Second), url, wantFormed(3)); err != nil {
+		t.Fatal(err)
+	}
+	spec := fmt.Sprintf("id: big\ncommand: [%s, --port, \"18083\", --ballast-mib, \"512\"]\n"+
+		"checkpoint: {mode: criu, interval: 1h}\nservice: {port: 18083}\nresources: {memory_mib: 700}\n"+
+		"placement: {prefer: [d1]}\n", counter)
+	c := &api.Client{Base: url}
+	if _, err := c.Submit(context.Background(), []byte(spec), "application/yaml"); err != nil {
+		t.Fatal(err)
+	}
+	waitWorkload(t, c, "big", func(w api.Workload) bool { return w.State == "running" && w.Holder == "d1" && len(w.Standbys) == 1 })
+	countAt(t, "10.232.0.1:18083")
+	sent := func() float64 {
+		t.Helper()
+		return metricValue(t, agents[0].URL()+"/metrics", "lifeboat_transfer_sent_bytes_total")
+	}
+	ctx := ctxFor(t, 2*time.Minute)
+	first, err := c.Checkpoint(ctx, "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	afterFirst := sent()
+	if afterFirst < 0.9*float64(first.Bytes) {
+		t.Fatalf("the first checkpoint (%d bytes) shipped only %.0f bytes", first.Bytes, afterFirst)
+	}
+	resp, err := http.Post("http://10.232.0.1:18083/ballast/touch?percent=10", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	second, err := c.Checkpoint(ctx, "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	delta := sent() - afterFirst
+	share := delta / float64(second.Bytes)
+	t.Logf("checkpoint #%d: %d bytes, all shipped; #%d after 10 %% of memory changed: %d bytes, %.0f shipped (%.1f %%)",
+		first.Seq, first.Bytes, second.Seq, second.Bytes, delta, 100*share)
+	if share > 0.15 {
+		t.Fatalf("the second checkpoint shipped %.1f %% of its bytes, want at most 15 %%", 100*share)
+	}
+	if err := c.Remove(context.Background(), "big"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// metricValue reads one unlabelled Prometheus counter or gauge.
+func metricValue(t *testing.T, url, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == name {
+			v, err := strconv.ParseFloat(f[1], 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+	}
+	t.Fatalf("%s has no %s", url, name)
+	return 0
 }
