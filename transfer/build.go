@@ -56,25 +56,44 @@ func buildManifest(dir string, info Info, chunkSize int64, seal bool) (*Manifest
 // hashed is an error.
 func hashTree(root string, entries []entry, chunkSize int64) ([]File, error) {
 	files := make([]File, len(entries))
-	sizes := make([]int64, len(entries))
-	total := 0
+	chunks := make([][]int64, len(entries))
 	for i, e := range entries {
 		files[i] = File{Path: e.rel, Size: e.size, Mode: e.mode}
-		sizes[i] = e.size
-		n := chunkCount(e.size, chunkSize)
-		if total += n; total > MaxChunks {
-			return nil, errorf(e.rel, nil, "more than %d chunks in the checkpoint (chunk size %d)", MaxChunks, chunkSize)
+	}
+	// First the boundaries (content-defined, cutChunks), then the hashes.
+	err := parallel(len(entries), func(i int, buf []byte) error {
+		e := entries[i]
+		if e.size == 0 {
+			return nil
 		}
-		if n > 0 {
-			files[i].Chunks = make([]Chunk, n)
+		f, err := os.Open(nativePath(root, e.rel))
+		if err != nil {
+			return errorf(e.rel, err, "%v", err)
+		}
+		defer f.Close()
+		if chunks[i], err = cutChunks(f, e.size, chunkSize, buf); err != nil {
+			return errorf(e.rel, err, "%v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	total := 0
+	for i, c := range chunks {
+		if total += len(c); total > MaxChunks {
+			return nil, errorf(entries[i].rel, nil, "more than %d chunks in the checkpoint (chunk size %d)", MaxChunks, chunkSize)
+		}
+		if len(c) > 0 {
+			files[i].Chunks = make([]Chunk, len(c))
 		}
 	}
-	segs := planSegments(sizes, chunkSize)
-	err := parallel(len(segs), func(i int, buf []byte) error {
+	segs := planSegments(chunks)
+	err = parallel(len(segs), func(i int, buf []byte) error {
 		s := segs[i]
 		f := &files[s.file]
 		k := s.first
-		err := hashSegment(nativePath(root, f.Path), s, chunkSize, buf, func(size int64, sum *[sha256.Size]byte) error {
+		err := hashSegment(nativePath(root, f.Path), s, buf, func(size int64, sum *[sha256.Size]byte) error {
 			f.Chunks[k] = Chunk{Size: size, Hash: hex.EncodeToString(sum[:])}
 			k++
 			return nil

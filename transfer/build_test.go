@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -176,20 +177,41 @@ func TestBuildManifestChunking(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i, f := range m.Files {
-			if want := refChunks(data[:sizes[i]], cs); !equalChunks(f.Chunks, want) {
+			if want := refChunks(data[:sizes[i]], cutSizes(t, data[:sizes[i]], cs)); !equalChunks(f.Chunks, want) {
 				t.Fatalf("chunk size %d, file of %d bytes: %d chunks, want %d", cs, sizes[i], len(f.Chunks), len(want))
 			}
 		}
 	}
 }
 
-// refChunks chunks b the obvious way.
-func refChunks(b []byte, chunkSize int64) []Chunk {
+// refChunks hashes b in chunks of the given sizes, the obvious way.
+func refChunks(b []byte, sizes []int64) []Chunk {
 	var out []Chunk
-	for len(b) > 0 {
-		n := min(int64(len(b)), chunkSize)
+	for _, n := range sizes {
 		out = append(out, Chunk{Size: n, Hash: hashOf(string(b[:n]))})
 		b = b[n:]
 	}
 	return out
+}
+
+// cutSizes is where cutChunks cuts b, checked against the rules: every
+// chunk at most chunkSize bytes, all but the last whole pages, and all of
+// b covered.
+func cutSizes(t *testing.T, b []byte, chunkSize int64) []int64 {
+	t.Helper()
+	sizes, err := cutChunks(bytes.NewReader(b), int64(len(b)), chunkSize, make([]byte, readBufSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	for i, n := range sizes {
+		sum += n
+		if n <= 0 || n > chunkSize || chunkSize >= 2*pageSize && i < len(sizes)-1 && n%pageSize != 0 {
+			t.Fatalf("chunk size %d: chunk %d of %d bytes", chunkSize, i, n)
+		}
+	}
+	if sum != int64(len(b)) {
+		t.Fatalf("chunks add up to %d, want %d", sum, len(b))
+	}
+	return sizes
 }

@@ -35,8 +35,10 @@ func (s *Store) Chunks(workload string) (map[string]ChunkRef, error) {
 		m := c.Manifest
 		for i := range m.Files {
 			f := &m.Files[i]
-			for k, ch := range f.Chunks {
-				refs[ch.Hash] = ChunkRef{Dir: c.Dir, Seq: m.Seq, Path: f.Path, Offset: int64(k) * m.ChunkSize, Size: ch.Size}
+			var off int64
+			for _, ch := range f.Chunks {
+				refs[ch.Hash] = ChunkRef{Dir: c.Dir, Seq: m.Seq, Path: f.Path, Offset: off, Size: ch.Size}
+				off += ch.Size
 			}
 		}
 	}

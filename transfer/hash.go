@@ -25,37 +25,65 @@ var errShortRead = errors.New("file is shorter than expected")
 
 // segment is a run of whole chunks of one file.
 type segment struct {
-	file   int   // index of the file in the caller's list
-	first  int   // index of the segment's first chunk in its file
-	off    int64 // byte offset of that chunk
-	length int64
+	file  int     // index of the file in the caller's list
+	first int     // index of the segment's first chunk in its file
+	off   int64   // byte offset of that chunk
+	sizes []int64 // the sizes of the segment's chunks, in order
 }
 
-// planSegments cuts files of the given sizes into segments of about
-// segmentBytes, on chunk boundaries. A file of size 0 has no segments.
-func planSegments(sizes []int64, chunkSize int64) []segment {
-	per := max(segmentBytes/chunkSize, 1) * chunkSize
+// length is the segment's size in bytes.
+func (s segment) length() int64 {
+	var n int64
+	for _, c := range s.sizes {
+		n += c
+	}
+	return n
+}
+
+// planSegments cuts files, given each one's chunk sizes, into segments of
+// about segmentBytes on chunk boundaries. A file without chunks has no
+// segments.
+func planSegments(chunks [][]int64) []segment {
 	var segs []segment
-	for i, size := range sizes {
-		for off := int64(0); off < size; off += per {
-			segs = append(segs, segment{file: i, first: int(off / chunkSize), off: off, length: min(per, size-off)})
+	for i, sizes := range chunks {
+		var off, segLen int64
+		first := 0
+		for k, c := range sizes {
+			segLen += c
+			if segLen >= segmentBytes || k == len(sizes)-1 {
+				segs = append(segs, segment{file: i, first: first, off: off, sizes: sizes[first : k+1]})
+				off += segLen
+				first, segLen = k+1, 0
+			}
 		}
 	}
 	return segs
 }
 
-// chunkCount is how many chunks a file of size bytes has.
-func chunkCount(size, chunkSize int64) int {
-	return int((size + chunkSize - 1) / chunkSize)
+// chunkSizesOf lists the chunk sizes of every file of m.
+func chunkSizesOf(files []File) [][]int64 {
+	out := make([][]int64, len(files))
+	for i := range files {
+		sizes := make([]int64, len(files[i].Chunks))
+		for k, c := range files[i].Chunks {
+			sizes[k] = c.Size
+		}
+		out[i] = sizes
+	}
+	return out
 }
 
-// hashRange hashes length bytes of r from off in chunks of chunkSize
-// (the last may be shorter) through buf, calling emit for each chunk in
-// order with its size and SHA-256. It stops at emit's first error.
-func hashRange(r io.ReaderAt, off, length, chunkSize int64, buf []byte, emit func(size int64, sum *[sha256.Size]byte) error) error {
+// hashRange hashes consecutive chunks of r from off, of the given sizes,
+// through buf, calling emit for each chunk in order with its size and
+// SHA-256. It stops at emit's first error.
+func hashRange(r io.ReaderAt, off int64, sizes []int64, buf []byte, emit func(size int64, sum *[sha256.Size]byte) error) error {
 	h := sha256.New()
-	var filled int64 // bytes of the current chunk hashed so far
 	var sum [sha256.Size]byte
+	k, filled := 0, int64(0) // the current chunk and how much of it is hashed
+	var length int64
+	for _, c := range sizes {
+		length += c
+	}
 	for done := int64(0); done < length; {
 		want := min(int64(len(buf)), length-done)
 		n, err := r.ReadAt(buf[:want], off+done)
@@ -66,33 +94,30 @@ func hashRange(r io.ReaderAt, off, length, chunkSize int64, buf []byte, emit fun
 			return err
 		}
 		for p := buf[:n]; len(p) > 0; {
-			take := min(int64(len(p)), chunkSize-filled)
+			take := min(int64(len(p)), sizes[k]-filled)
 			h.Write(p[:take])
 			filled, p = filled+take, p[take:]
-			if filled == chunkSize {
+			if filled == sizes[k] {
 				if err := emit(filled, (*[sha256.Size]byte)(h.Sum(sum[:0]))); err != nil {
 					return err
 				}
 				h.Reset()
-				filled = 0
+				k, filled = k+1, 0
 			}
 		}
 		done += int64(n)
-	}
-	if filled > 0 {
-		return emit(filled, (*[sha256.Size]byte)(h.Sum(sum[:0])))
 	}
 	return nil
 }
 
 // hashSegment opens the file at name and hashes one segment of it.
-func hashSegment(name string, s segment, chunkSize int64, buf []byte, emit func(size int64, sum *[sha256.Size]byte) error) error {
+func hashSegment(name string, s segment, buf []byte, emit func(size int64, sum *[sha256.Size]byte) error) error {
 	f, err := os.Open(name)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	return hashRange(f, s.off, s.length, chunkSize, buf, emit)
+	return hashRange(f, s.off, s.sizes, buf, emit)
 }
 
 // parallel calls fn(i, buf) for every i in [0, n) on at most maxWorkers

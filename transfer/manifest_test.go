@@ -125,12 +125,8 @@ func TestParseManifestRejects(t *testing.T) {
 		{"parent is a file", `parent "a" is not listed`, func(m *Manifest) { m.Files[1].Path = "a/b"; m.Files[2].Path = "b" }},
 		{"size not sum", "chunks add up to 10", func(m *Manifest) { m.Files[0].Size = 11 }},
 		{"negative size", "negative", func(m *Manifest) { m.Files[2].Size = -1 }},
-		{"short middle chunk", "chunk 1: size 3, want the chunk size 4", func(m *Manifest) {
-			m.Files[0].Chunks[1] = chunk(3, "bbb")
-			m.Files[0].Size = 9
-		}},
-		{"empty last chunk", "last chunk 2: size 0", func(m *Manifest) { m.Files[0].Chunks[2].Size = 0; m.Files[0].Size = 8 }},
-		{"long last chunk", "last chunk 2: size 5", func(m *Manifest) { m.Files[0].Chunks[2].Size = 5; m.Files[0].Size = 13 }},
+		{"empty last chunk", "chunk 2: size 0 is outside 1-4", func(m *Manifest) { m.Files[0].Chunks[2].Size = 0; m.Files[0].Size = 8 }},
+		{"long last chunk", "chunk 2: size 5 is outside 1-4", func(m *Manifest) { m.Files[0].Chunks[2].Size = 5; m.Files[0].Size = 13 }},
 		{"uppercase hash", "not lowercase hex", func(m *Manifest) { m.Files[0].Chunks[0].Hash = strings.ToUpper(hashOf("aaaa")) }},
 		{"short hash", "want 64", func(m *Manifest) { m.Files[0].Chunks[0].Hash = "abcd" }},
 		{"non-hex hash", "not lowercase hex", func(m *Manifest) { m.Files[0].Chunks[0].Hash = strings.Repeat("g", 64) }},

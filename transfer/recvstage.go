@@ -43,7 +43,10 @@ func workloadTag(workload string) string {
 }
 
 // chunkLoc says where a global chunk index points: file, chunk in file.
-type chunkLoc struct{ file, k int32 }
+type chunkLoc struct {
+	file, k int32
+	off     int64 // the chunk's byte offset in its file
+}
 
 // chunkLocs maps every global chunk index of m to its file and chunk.
 func chunkLocs(m *Manifest) []chunkLoc {
@@ -53,8 +56,10 @@ func chunkLocs(m *Manifest) []chunkLoc {
 	}
 	locs := make([]chunkLoc, 0, n)
 	for i := range m.Files {
-		for k := range m.Files[i].Chunks {
-			locs = append(locs, chunkLoc{file: int32(i), k: int32(k)})
+		var off int64
+		for k, c := range m.Files[i].Chunks {
+			locs = append(locs, chunkLoc{file: int32(i), k: int32(k), off: off})
+			off += c.Size
 		}
 	}
 	return locs
@@ -122,21 +127,20 @@ func (rs *recvStaging) createEntry(f *File) error {
 // rehash marks in have the chunks that the staged files already hold
 // (what an interrupted attempt wrote) and returns how many.
 func (rs *recvStaging) rehash(have []bool) (int, error) {
-	sizes := make([]int64, len(rs.m.Files))
 	base := make([]int, len(rs.m.Files)) // global index of each file's first chunk
 	n := 0
 	for i := range rs.m.Files {
-		sizes[i], base[i] = rs.m.Files[i].Size, n
+		base[i] = n
 		n += len(rs.m.Files[i].Chunks)
 	}
-	segs := planSegments(sizes, rs.m.ChunkSize)
+	segs := planSegments(chunkSizesOf(rs.m.Files))
 	var found atomic.Int64
 	err := parallel(len(segs), func(i int, buf []byte) error {
 		s := segs[i]
 		f := &rs.m.Files[s.file]
 		k := s.first
 		var hx [2 * sha256.Size]byte
-		return hashSegment(nativePath(rs.files, f.Path), s, rs.m.ChunkSize, buf, func(size int64, sum *[sha256.Size]byte) error {
+		return hashSegment(nativePath(rs.files, f.Path), s, buf, func(size int64, sum *[sha256.Size]byte) error {
 			hex.Encode(hx[:], sum[:])
 			if c := f.Chunks[k]; c.Size == size && string(hx[:]) == c.Hash {
 				have[base[s.file]+k] = true
@@ -249,12 +253,12 @@ func sumHex(b []byte) string {
 
 // write writes the bytes of global chunk g at its place in the staging.
 func (rs *recvStaging) write(g uint32, data []byte) error {
-	f, k, _ := rs.chunk(g)
+	f, _, _ := rs.chunk(g)
 	h, err := os.OpenFile(nativePath(rs.files, f.Path), os.O_WRONLY, 0)
 	if err != nil {
 		return err
 	}
-	if _, err := h.WriteAt(data, int64(k)*rs.m.ChunkSize); err != nil {
+	if _, err := h.WriteAt(data, rs.locs[g].off); err != nil {
 		h.Close()
 		return err
 	}

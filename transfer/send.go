@@ -319,7 +319,7 @@ func (s *chunkSender) frame(g uint32, buf []byte, fh *fileHandle) ([]byte, error
 		fh.idx, fh.f = l.file, h
 	}
 	data := buf[FrameHeaderSize+4 : FrameHeaderSize+4+size]
-	if n, err := fh.f.ReadAt(data, int64(l.k)*s.ck.Manifest.ChunkSize); n < size {
+	if n, err := fh.f.ReadAt(data, l.off); n < size {
 		return nil, &CorruptError{Checkpoint: s.ck.name(), Path: filesName + "/" + f.Path, Chunk: int(l.k),
 			Problem: fmt.Sprintf("the file is shorter than its manifest says (%v)", err), Err: err}
 	}

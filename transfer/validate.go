@@ -112,12 +112,8 @@ func (f *File) validate(chunkSize int64) error {
 	}
 	var sum int64
 	for i, c := range f.Chunks {
-		last := i == len(f.Chunks)-1
-		switch {
-		case !last && c.Size != chunkSize:
-			return fmt.Errorf("chunk %d: size %d, want the chunk size %d", i, c.Size, chunkSize)
-		case last && (c.Size <= 0 || c.Size > chunkSize):
-			return fmt.Errorf("last chunk %d: size %d is outside 1-%d", i, c.Size, chunkSize)
+		if c.Size <= 0 || c.Size > chunkSize {
+			return fmt.Errorf("chunk %d: size %d is outside 1-%d (the chunk size)", i, c.Size, chunkSize)
 		}
 		if err := validateHash(c.Hash); err != nil {
 			return fmt.Errorf("chunk %d: %v", i, err)

@@ -51,13 +51,9 @@ func verifyTree(root string, m *Manifest) error {
 	if err := compareTree(entries, m.Files); err != nil {
 		return err
 	}
-	sizes := make([]int64, len(m.Files))
-	for i := range m.Files {
-		sizes[i] = m.Files[i].Size
-	}
-	segs := planSegments(sizes, m.ChunkSize)
+	segs := planSegments(chunkSizesOf(m.Files))
 	err = parallel(len(segs), func(i int, buf []byte) error {
-		return verifySegment(root, &m.Files[segs[i].file], segs[i], m.ChunkSize, buf)
+		return verifySegment(root, &m.Files[segs[i].file], segs[i], buf)
 	})
 	if err != nil {
 		return err
@@ -67,10 +63,10 @@ func verifyTree(root string, m *Manifest) error {
 
 // verifySegment hashes one segment of the file f and compares each chunk
 // with the manifest's.
-func verifySegment(root string, f *File, s segment, chunkSize int64, buf []byte) error {
+func verifySegment(root string, f *File, s segment, buf []byte) error {
 	k := s.first
 	var hx [2 * sha256.Size]byte
-	err := hashSegment(nativePath(root, f.Path), s, chunkSize, buf, func(size int64, sum *[sha256.Size]byte) error {
+	err := hashSegment(nativePath(root, f.Path), s, buf, func(size int64, sum *[sha256.Size]byte) error {
 		hex.Encode(hx[:], sum[:])
 		if want := f.Chunks[k]; size != want.Size || string(hx[:]) != want.Hash {
 			return &fileError{path: f.Path, chunk: k, problem: "sha256 mismatch"}

@@ -10,16 +10,19 @@
 package main
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"log"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // state is what app-mode checkpoints save.
@@ -82,15 +85,18 @@ func (c *counter) routes() http.Handler {
 	return mux
 }
 
-// touch rewrites the first percent % of the ballast with a new pattern.
+// touch rewrites the first percent % of the ballast with fresh random
+// bytes, so that no two pages are alike and a delta has nothing to share
+// but what was left untouched.
 func (c *counter) touch(percent int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.touches++
+	var seed [32]byte
+	seed[0] = c.touches
+	binary.LittleEndian.PutUint64(seed[8:], uint64(time.Now().UnixNano()))
 	n := len(c.ballast) * percent / 100
-	for i := 0; i < n; i += 512 {
-		c.ballast[i] = c.touches + byte(i>>12)
-	}
+	_, _ = rand.NewChaCha8(seed).Read(c.ballast[:n])
 }
 
 // checkpoint is the app-mode hook: write the state into ?dir=.
