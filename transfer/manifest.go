@@ -39,7 +39,7 @@ const (
 // ModeDir is the bit of File.Mode that marks a directory (S_IFDIR).
 const ModeDir uint32 = 0o40000
 
-// Chunk is one piece of a file: ChunkSize bytes, or fewer for the last.
+// Chunk is one piece of a file: 1 to ChunkSize bytes, the pieces in order.
 type Chunk struct {
 	Size int64  `json:"size"`
 	Hash string `json:"sha256"` // lowercase hex SHA-256 of the chunk's bytes
@@ -84,7 +84,7 @@ type Manifest struct {
 	Seq       uint64    `json:"seq"`
 	Mode      string    `json:"mode"` // ModeCRIU or ModeApp
 	CreatedAt time.Time `json:"created_at"`
-	ChunkSize int64     `json:"chunk_size"`
+	ChunkSize int64     `json:"chunk_size"` // the largest a chunk may be
 	// Files are sorted by Path, each at most once.
 	Files []File `json:"files"`
 	// Meta holds the checkpointer's notes (at most 64 entries, keys of 1 to
