@@ -83,6 +83,9 @@ type Config struct {
 	BootstrapSettle time.Duration
 	// ForwardTimeout bounds one write forwarded to the leader.
 	ForwardTimeout time.Duration
+	// CheckpointGCGrace is how old a checkpoint nobody needs must be
+	// before this node deletes it.
+	CheckpointGCGrace time.Duration
 
 	// Checkpointers run workloads in their modes; nil means app and none
 	// (the CLI adds criu when `lifeboat doctor` would say it works).
@@ -117,6 +120,7 @@ func DefaultConfig() Config {
 		AutopilotInterval: 250 * time.Millisecond,
 		BootstrapSettle:   time.Second,
 		ForwardTimeout:    5 * time.Second,
+		CheckpointGCGrace: time.Minute,
 	}
 }
 
@@ -157,6 +161,7 @@ func (c Config) Validate() error {
 		{c.RaftHeartbeat <= 0 || c.RaftElection <= 0 || c.RaftLeaderLease <= 0, "raft timings: must be > 0"},
 		{c.RaftLeaderLease > c.RaftHeartbeat, "raft leader lease: must not exceed the heartbeat timeout"},
 		{c.AutopilotInterval <= 0 || c.BootstrapSettle < 0 || c.ForwardTimeout <= 0, "autopilot, bootstrap and forward timings: must be > 0"},
+		{c.CheckpointGCGrace < 0, "checkpoint gc grace: must be ≥ 0"},
 	}
 	for _, ch := range checks {
 		if ch.bad {

@@ -13,12 +13,9 @@ import (
 // Checkpoint garbage collection: every node keeps, per workload, the
 // committed checkpoints it is listed as holding (at most
 // fsm.KeepCheckpoints) and the pending one; everything else in its store
-// goes once it is older than gcGrace, which covers a checkpoint sealed a
-// moment before its Prepare reaches Raft.
-const (
-	gcInterval = 5 * time.Second
-	gcGrace    = time.Minute
-)
+// goes once it is older than Config.CheckpointGCGrace, which covers a
+// checkpoint sealed a moment before its Prepare reaches Raft.
+const gcInterval = 5 * time.Second
 
 func (n *Node) gcLoop(ctx context.Context) {
 	t := time.NewTicker(gcInterval)
@@ -28,13 +25,14 @@ func (n *Node) gcLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			n.gcCheckpoints()
+			n.collectCheckpoints(n.cfg.CheckpointGCGrace)
 		}
 	}
 }
 
-// gcCheckpoints removes the checkpoints this node need not keep.
-func (n *Node) gcCheckpoints() {
+// collectCheckpoints removes the checkpoints this node need not keep that
+// are older than grace.
+func (n *Node) collectCheckpoints(grace time.Duration) {
 	if n.sup == nil || !n.replicaReady() {
 		return // a replica that knows nothing yet must not decide what to delete
 	}
@@ -60,7 +58,7 @@ func (n *Node) gcCheckpoints() {
 			if known && n.keepCheckpoint(w, seq) {
 				continue
 			}
-			if fi, err := os.Stat(c.Dir); err != nil || time.Since(fi.ModTime()) < gcGrace {
+			if fi, err := os.Stat(c.Dir); err != nil || n.now().Sub(fi.ModTime()) < grace {
 				continue
 			}
 			if err := store.Remove(id, seq); err != nil {

@@ -151,3 +151,72 @@ func TestOfferMustMatchThePreparedCheckpoint(t *testing.T) {
 	want("a1", "d2", "another manifest digest")
 	want("a1", "d1", "")
 }
+
+// TestCheckpointGC: holder and standby keep the committed checkpoints
+// (fsm.KeepCheckpoints) and collect older ones; once the workload is
+// removed, they collect everything of it.
+func TestCheckpointGC(t *testing.T) {
+	bin := buildCounter(t)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	tc := newTestCluster(t, 0, peerSpec{"a1", "a"}, peerSpec{"b1", "b"}, peerSpec{"c1", "c"})
+	eventually(t, 20*time.Second, "formed", func() error { return shape(tc.status("a1"), 3, 3, 0) })
+	ctx := context.Background()
+	spec := fsm.WorkloadSpec{ID: "counter", Command: []string{bin, "--port", strconv.Itoa(port)},
+		Checkpoint: fsm.CheckpointPolicy{Mode: fsm.ModeApp, Interval: fsm.Duration(time.Hour)},
+		Service:    &fsm.Service{Port: port}, Resources: fsm.Resources{MemoryMiB: 16},
+		Placement:  fsm.Constraints{Prefer: []string{"a1"}}}
+	if _, err := tc.node("a1").Submit(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	var standby string
+	eventually(t, 20*time.Second, "running with a standby", func() error {
+		w, err := tc.node("a1").Workload(ctx, "counter")
+		if err != nil || w.State != string(fsm.WorkloadRunning) || len(w.Standbys) != 1 {
+			return fmt.Errorf("%+v %v", w, err)
+		}
+		standby = w.Standbys[0]
+		return nil
+	})
+	for range 4 {
+		if _, err := tc.node("a1").Checkpoint(ctx, "counter"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seqs := func(node string) []uint64 {
+		list, err := tc.node(node).sup.Store().List("counter")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []uint64
+		for _, c := range list {
+			out = append(out, c.Manifest.Seq)
+		}
+		return out
+	}
+	for _, node := range []string{"a1", standby} {
+		eventually(t, 5*time.Second, node+" keeps the committed", func() error { // its replica may lag a moment
+			tc.node(node).collectCheckpoints(0)
+			if got := seqs(node); !slices.Equal(got, []uint64{3, 4}) {
+				return fmt.Errorf("%s keeps %v after gc, want the committed [3 4]", node, got)
+			}
+			return nil
+		})
+	}
+	if err := tc.node("a1").Remove(ctx, "counter"); err != nil {
+		t.Fatal(err)
+	}
+	for _, node := range []string{"a1", standby} {
+		eventually(t, 10*time.Second, node+" collects the removed workload", func() error {
+			tc.node(node).collectCheckpoints(0)
+			if got := seqs(node); len(got) != 0 {
+				return fmt.Errorf("%s keeps %v", node, got)
+			}
+			return nil
+		})
+	}
+}
