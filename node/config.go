@@ -52,6 +52,11 @@ type Config struct {
 	APIToken     string
 	APIReadToken string
 
+	// TransferNetwork is how this node ships checkpoints: transfer.NetworkQUIC
+	// or transfer.NetworkTCP (the same protocol over mutual TLS on TCP).
+	// Every peer serves both on the transfer port.
+	TransferNetwork string
+
 	// TLS is this node's certificate (role peer, naming Name) and the
 	// cluster CA: mTLS on the Raft transport and the checkpoint transfer.
 	// Required.
@@ -111,6 +116,7 @@ func DefaultConfig() Config {
 		TransferPort:      7948,
 		HTTPPort:          7949,
 		IngressPort:       7950,
+		TransferNetwork:   transfer.NetworkQUIC,
 		LeaseTTL:          6 * time.Second,
 		DriftBound:        0.05,
 		LockDelay:         2 * time.Second,
@@ -154,6 +160,7 @@ func (c Config) Validate() error {
 		{c.Voters != 3 && c.Voters != 5 && c.Voters != 1, fmt.Sprintf("voters: %d: must be 3 or 5 (1 for a single-host trial)", c.Voters)},
 		{c.Spares < 0 || c.Spares > 16, "spares: must be between 0 and 16"},
 		{!oneOf(c.Cloud, "", "aws", "gcp", "azure"), fmt.Sprintf("cloud: %q: must be aws, gcp, azure or none", c.Cloud)},
+		{!oneOf(c.TransferNetwork, transfer.NetworkQUIC, transfer.NetworkTCP), fmt.Sprintf("transfer-network: %q: must be quic or tcp", c.TransferNetwork)},
 		{!oneOf(c.Lifecycle, "", "spot", "on-demand"), fmt.Sprintf("lifecycle: %q: must be spot or on-demand", c.Lifecycle)},
 		{c.LeaseTTL < 300*time.Millisecond, "lease-ttl: must be at least 300ms"},
 		{c.DriftBound < 0 || c.DriftBound >= 1, "drift-bound: must be in [0, 1)"},

@@ -27,6 +27,13 @@ type peerSpec struct{ name, zone string }
 
 func newTestCluster(t *testing.T, spares int, peers ...peerSpec) *testCluster {
 	t.Helper()
+	return newTestClusterWith(t, spares, nil, peers...)
+}
+
+// newTestClusterWith is newTestCluster with edit applied to each peer's
+// config before it starts.
+func newTestClusterWith(t *testing.T, spares int, edit func(*Config), peers ...peerSpec) *testCluster {
+	t.Helper()
 	tc := &testCluster{t: t, net: NewMemNet(), nodes: map[string]*Node{}, cfgs: map[string]Config{}}
 	ca, err := transfer.NewCA("test", time.Now())
 	if err != nil {
@@ -47,6 +54,9 @@ func newTestCluster(t *testing.T, spares int, peers ...peerSpec) *testCluster {
 		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 		if i > 0 {
 			cfg.Join = []string{fmt.Sprintf("127.0.10.1:%d", cfg.GossipPort)}
+		}
+		if edit != nil {
+			edit(&cfg)
 		}
 		tc.cfgs[p.name] = cfg
 		tc.start(p.name)

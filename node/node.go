@@ -48,7 +48,8 @@ type Node struct {
 	metrics *metrics
 	leases  *leaseBatcher
 	sup     *runtime.Supervisor
-	xfer    *transfer.Server // receives checkpoints from holders
+	xfer    *transfer.Server // receives checkpoints from holders (QUIC)
+	xferTCP *transfer.Server // the same over mutual TLS on TCP
 	sender  checkpointSender // ships checkpoints to standbys
 	kick    chan struct{}    // wakes the leader loop early
 
@@ -162,8 +163,10 @@ func (n *Node) Close() error {
 	if n.sup != nil {
 		errs = append(errs, n.sup.Close())
 	}
-	if n.xfer != nil {
-		errs = append(errs, n.xfer.Close())
+	for _, x := range []*transfer.Server{n.xfer, n.xferTCP} {
+		if x != nil {
+			errs = append(errs, x.Close())
+		}
 	}
 	if n.gossip != nil {
 		errs = append(errs, n.gossip.Close())

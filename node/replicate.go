@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
 	"strconv"
@@ -16,36 +17,32 @@ import (
 	"github.com/lifeboat/lifeboat/transfer"
 )
 
-// startTransfer starts the checkpoint transfer: a QUIC server on the
-// transfer port that receives into the supervisor's store (mutual TLS; an
-// offer must match the checkpoint Raft prepared), and the client that
-// ships this node's checkpoints. With the in-memory network the server
-// still runs on real UDP, on any free port of the bind address.
+// startTransfer starts the checkpoint transfer: servers on the transfer
+// port — QUIC on UDP, and the same protocol over mutual TLS on TCP — that
+// receive into the supervisor's store (an offer must match the checkpoint
+// Raft prepared), and the client that ships this node's checkpoints over
+// the network Config.TransferNetwork names. With the in-memory network the
+// servers still run on real sockets, on a free port of the bind address.
 func (n *Node) startTransfer() error {
-	sc := transfer.DefaultServerConfig()
 	port := n.cfg.TransferPort
 	if n.cfg.Net != nil {
 		port = 0
 	}
-	sc.Addr = net.JoinHostPort(n.cfg.BindAddr, strconv.Itoa(port))
-	sc.TLS = n.cfg.TLS.ServerTLS(transfer.ALPN)
-	sc.Store = n.sup.Store()
-	sc.Logger = n.log.With("part", "transfer")
-	sc.Accept = func(peer string, m *transfer.Manifest, digest string) error {
-		return n.acceptOffer(n.runCtx, peer, m, digest)
-	}
-	srv, err := transfer.NewServer(sc)
+	log := n.log.With("part", "transfer")
+	quic, err := n.transferServer(transfer.NetworkQUIC, port, log)
 	if err != nil {
-		return fmt.Errorf("transfer-port: %w", err)
+		return err
 	}
-	if err := srv.Start(); err != nil {
-		return fmt.Errorf("transfer-port: %w", err)
+	n.xfer = quic
+	port = n.transferPort() // the same number on TCP
+	if n.xferTCP, err = n.transferServer(transfer.NetworkTCP, port, log); err != nil {
+		return err
 	}
-	n.xfer = srv
 	cc := transfer.DefaultClientConfig()
+	cc.Network = n.cfg.TransferNetwork
 	cc.Conns = 2 // quic-go is CPU-bound: a second connection spreads it over more cores
 	cc.TLS = func(peer string) *tls.Config { return n.cfg.TLS.ClientTLS(transfer.ALPN, peer) }
-	cc.Logger = sc.Logger
+	cc.Logger = log
 	cl, err := transfer.NewClient(cc)
 	if err != nil {
 		return err
@@ -54,7 +51,28 @@ func (n *Node) startTransfer() error {
 	return nil
 }
 
-// transferPort is the port the transfer server listens on.
+// transferServer starts one transfer server on network.
+func (n *Node) transferServer(network string, port int, log *slog.Logger) (*transfer.Server, error) {
+	sc := transfer.DefaultServerConfig()
+	sc.Network = network
+	sc.Addr = net.JoinHostPort(n.cfg.BindAddr, strconv.Itoa(port))
+	sc.TLS = n.cfg.TLS.ServerTLS(transfer.ALPN)
+	sc.Store = n.sup.Store()
+	sc.Logger = log
+	sc.Accept = func(peer string, m *transfer.Manifest, digest string) error {
+		return n.acceptOffer(n.runCtx, peer, m, digest)
+	}
+	srv, err := transfer.NewServer(sc)
+	if err != nil {
+		return nil, fmt.Errorf("transfer-port (%s): %w", network, err)
+	}
+	if err := srv.Start(); err != nil {
+		return nil, fmt.Errorf("transfer-port (%s): %w", network, err)
+	}
+	return srv, nil
+}
+
+// transferPort is the port the transfer servers listen on.
 func (n *Node) transferPort() int {
 	if n.xfer != nil {
 		if a, ok := n.xfer.Addr().(*net.UDPAddr); ok {

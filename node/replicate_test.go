@@ -154,7 +154,8 @@ func TestOfferMustMatchThePreparedCheckpoint(t *testing.T) {
 
 // TestCheckpointGC: holder and standby keep the committed checkpoints
 // (fsm.KeepCheckpoints) and collect older ones; once the workload is
-// removed, they collect everything of it.
+// removed, they collect everything of it. The checkpoints travel over
+// mutual TLS on TCP here (--transfer-network tcp).
 func TestCheckpointGC(t *testing.T) {
 	bin := buildCounter(t)
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -163,13 +164,14 @@ func TestCheckpointGC(t *testing.T) {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	tc := newTestCluster(t, 0, peerSpec{"a1", "a"}, peerSpec{"b1", "b"}, peerSpec{"c1", "c"})
+	tc := newTestClusterWith(t, 0, func(c *Config) { c.TransferNetwork = transfer.NetworkTCP },
+		peerSpec{"a1", "a"}, peerSpec{"b1", "b"}, peerSpec{"c1", "c"})
 	eventually(t, 20*time.Second, "formed", func() error { return shape(tc.status("a1"), 3, 3, 0) })
 	ctx := context.Background()
 	spec := fsm.WorkloadSpec{ID: "counter", Command: []string{bin, "--port", strconv.Itoa(port)},
 		Checkpoint: fsm.CheckpointPolicy{Mode: fsm.ModeApp, Interval: fsm.Duration(time.Hour)},
 		Service:    &fsm.Service{Port: port}, Resources: fsm.Resources{MemoryMiB: 16},
-		Placement:  fsm.Constraints{Prefer: []string{"a1"}}}
+		Placement: fsm.Constraints{Prefer: []string{"a1"}}}
 	if _, err := tc.node("a1").Submit(ctx, spec); err != nil {
 		t.Fatal(err)
 	}
