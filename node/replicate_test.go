@@ -184,6 +184,7 @@ func TestCheckpointGC(t *testing.T) {
 		standby = w.Standbys[0]
 		return nil
 	})
+	eventually(t, 10*time.Second, "the counter answers", func() error { _, err := getCount(port); return err })
 	for range 4 {
 		if _, err := tc.node("a1").Checkpoint(ctx, "counter"); err != nil {
 			t.Fatal(err)
