@@ -74,6 +74,17 @@ func (n *Node) checkTarget(id, to string) error {
 	case len(rec.Modes) > 0 && !slices.Contains(rec.Modes, w.Spec.Checkpoint.Mode):
 		return fmt.Errorf("%w: node %s cannot run checkpoint mode %s (it offers %v)", api.ErrConflict, to, w.Spec.Checkpoint.Mode, rec.Modes)
 	}
+	free := rec.Capacity
+	for _, other := range v.Workloads() {
+		if other.Assignment.Holder == to {
+			free.MemoryMiB -= other.Spec.Resources.MemoryMiB
+			free.CPUMillis -= other.Spec.Resources.CPUMillis
+		}
+	}
+	if need := w.Spec.Resources; need.MemoryMiB > free.MemoryMiB || need.CPUMillis > free.CPUMillis {
+		return fmt.Errorf("%w: node %s has %d MiB and %d millicores free, %s needs %d MiB and %d millicores",
+			api.ErrConflict, to, free.MemoryMiB, free.CPUMillis, id, need.MemoryMiB, need.CPUMillis)
+	}
 	return nil
 }
 

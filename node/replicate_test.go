@@ -78,6 +78,29 @@ func TestCheckpointsReachStandbysAndMigrate(t *testing.T) {
 	if _, err := tc.node("b1").Migrate(ctx, "counter", "a1"); err == nil || !strings.Contains(err.Error(), "already holds") {
 		t.Fatalf("migrate to the holder: %v", err)
 	}
+	hog := fsm.WorkloadSpec{ID: "hog", Command: []string{"/bin/sleep", "600"}, Checkpoint: fsm.CheckpointPolicy{Mode: fsm.ModeNone},
+		Resources: fsm.Resources{MemoryMiB: 1016}, Placement: fsm.Constraints{Prefer: []string{standby}}}
+	if _, err := tc.node("b1").Submit(ctx, hog); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the hog placed", func() error {
+		if w, _ := tc.node("b1").Workload(ctx, "hog"); w.Holder != standby {
+			return fmt.Errorf("hog on %q", w.Holder)
+		}
+		return nil
+	})
+	if _, err := tc.node("b1").Migrate(ctx, "counter", standby); err == nil || !strings.Contains(err.Error(), "MiB and") {
+		t.Fatalf("migrate to a full node: %v", err)
+	}
+	if err := tc.node("b1").Remove(ctx, "hog"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the hog gone", func() error {
+		if _, err := tc.node("b1").Workload(ctx, "hog"); err == nil {
+			return fmt.Errorf("hog still listed")
+		}
+		return nil
+	})
 	mres, err := tc.node("b1").Migrate(ctx, "counter", standby)
 	if err != nil {
 		t.Fatal(err)
