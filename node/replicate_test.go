@@ -21,38 +21,9 @@ import (
 // the epoch grows) and the move is recorded phase by phase. A migrate to a
 // node that does not exist or already holds it is refused.
 func TestCheckpointsReachStandbysAndMigrate(t *testing.T) {
-	bin := buildCounter(t)
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
 	tc := newTestCluster(t, 0, peerSpec{"a1", "a"}, peerSpec{"b1", "b"}, peerSpec{"c1", "c"})
-	eventually(t, 20*time.Second, "formed", func() error { return shape(tc.status("a1"), 3, 3, 0) })
 	ctx := context.Background()
-	spec := fsm.WorkloadSpec{ID: "counter", Command: []string{bin, "--port", strconv.Itoa(port)},
-		Checkpoint: fsm.CheckpointPolicy{Mode: fsm.ModeApp, Interval: fsm.Duration(time.Hour)},
-		Service:    &fsm.Service{Port: port}, Resources: fsm.Resources{MemoryMiB: 16},
-		Placement: fsm.Constraints{Prefer: []string{"a1"}}}
-	if _, err := tc.node("b1").Submit(ctx, spec); err != nil {
-		t.Fatal(err)
-	}
-	var standby string
-	eventually(t, 20*time.Second, "running with a standby", func() error {
-		w, err := tc.node("c1").Workload(ctx, "counter")
-		if err != nil || w.State != string(fsm.WorkloadRunning) || w.Holder != "a1" || len(w.Standbys) != 1 {
-			return fmt.Errorf("%+v %v", w, err)
-		}
-		standby = w.Standbys[0]
-		return nil
-	})
-	eventually(t, 10*time.Second, "first answer", func() error {
-		if n, err := getCount(port); err != nil || n != 1 {
-			return fmt.Errorf("GET / = %d, %v; want 1", n, err)
-		}
-		return nil
-	})
+	port, standby := startCounter(t, tc)
 	getCount(port) // 2
 
 	res, err := tc.node("c1").Checkpoint(ctx, "counter")
@@ -180,34 +151,10 @@ func TestOfferMustMatchThePreparedCheckpoint(t *testing.T) {
 // removed, they collect everything of it. The checkpoints travel over
 // mutual TLS on TCP here (--transfer-network tcp).
 func TestCheckpointGC(t *testing.T) {
-	bin := buildCounter(t)
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
 	tc := newTestClusterWith(t, 0, func(c *Config) { c.TransferNetwork = transfer.NetworkTCP },
 		peerSpec{"a1", "a"}, peerSpec{"b1", "b"}, peerSpec{"c1", "c"})
-	eventually(t, 20*time.Second, "formed", func() error { return shape(tc.status("a1"), 3, 3, 0) })
 	ctx := context.Background()
-	spec := fsm.WorkloadSpec{ID: "counter", Command: []string{bin, "--port", strconv.Itoa(port)},
-		Checkpoint: fsm.CheckpointPolicy{Mode: fsm.ModeApp, Interval: fsm.Duration(time.Hour)},
-		Service:    &fsm.Service{Port: port}, Resources: fsm.Resources{MemoryMiB: 16},
-		Placement: fsm.Constraints{Prefer: []string{"a1"}}}
-	if _, err := tc.node("a1").Submit(ctx, spec); err != nil {
-		t.Fatal(err)
-	}
-	var standby string
-	eventually(t, 20*time.Second, "running with a standby", func() error {
-		w, err := tc.node("a1").Workload(ctx, "counter")
-		if err != nil || w.State != string(fsm.WorkloadRunning) || len(w.Standbys) != 1 {
-			return fmt.Errorf("%+v %v", w, err)
-		}
-		standby = w.Standbys[0]
-		return nil
-	})
-	eventually(t, 10*time.Second, "the counter answers", func() error { _, err := getCount(port); return err })
+	_, standby := startCounter(t, tc)
 	for range 4 {
 		if _, err := tc.node("a1").Checkpoint(ctx, "counter"); err != nil {
 			t.Fatal(err)
@@ -245,4 +192,44 @@ func TestCheckpointGC(t *testing.T) {
 			return nil
 		})
 	}
+}
+
+// startCounter runs the app-mode counter on a1 (preferred) through the
+// cluster and waits until it runs there with a standby and has answered
+// once (its count is then 1). It returns the counter's port and the
+// standby.
+func startCounter(t *testing.T, tc *testCluster) (int, string) {
+	t.Helper()
+	bin := buildCounter(t)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	eventually(t, 20*time.Second, "formed", func() error { return shape(tc.status("a1"), 3, 3, 0) })
+	ctx := context.Background()
+	spec := fsm.WorkloadSpec{ID: "counter", Command: []string{bin, "--port", strconv.Itoa(port)},
+		Checkpoint: fsm.CheckpointPolicy{Mode: fsm.ModeApp, Interval: fsm.Duration(time.Hour)},
+		Service:    &fsm.Service{Port: port}, Resources: fsm.Resources{MemoryMiB: 16},
+		Placement: fsm.Constraints{Prefer: []string{"a1"}}}
+	if _, err := tc.node("b1").Submit(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	var standby string
+	eventually(t, 20*time.Second, "running with a standby", func() error {
+		w, err := tc.node("c1").Workload(ctx, "counter")
+		if err != nil || w.State != string(fsm.WorkloadRunning) || w.Holder != "a1" || len(w.Standbys) != 1 {
+			return fmt.Errorf("%+v %v", w, err)
+		}
+		standby = w.Standbys[0]
+		return nil
+	})
+	eventually(t, 10*time.Second, "first answer", func() error {
+		if n, err := getCount(port); err != nil || n != 1 {
+			return fmt.Errorf("GET / = %d, %v; want 1", n, err)
+		}
+		return nil
+	})
+	return port, standby
 }

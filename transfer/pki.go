@@ -376,19 +376,7 @@ func pemBlock(typ string, der []byte) []byte {
 
 // writeNew writes a file that must not exist yet, with mode, and fsyncs it.
 func writeNew(p string, b []byte, mode os.FileMode) error {
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return writeSynced(p, b, os.O_EXCL, mode)
 }
 
 func readPEM(p, typ string) ([]byte, error) {

@@ -134,7 +134,13 @@ func (s *Store) renameInLocked(st *Staging, seq uint64) (string, error) {
 // writeFileSync writes b to the file p (0600), replacing what was there,
 // and fsyncs it.
 func writeFileSync(p string, b []byte) error {
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	return writeSynced(p, b, os.O_TRUNC, 0o600)
+}
+
+// writeSynced creates or opens p with the extra flag (O_EXCL or O_TRUNC),
+// writes b and fsyncs it.
+func writeSynced(p string, b []byte, flag int, mode os.FileMode) error {
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|flag, mode)
 	if err != nil {
 		return err
 	}

@@ -43,12 +43,7 @@ func needCRIU(t *testing.T) {
 // --from-checkpoint` restores it, and the count continues.
 func TestCRIUWorkloadThroughTheAgent(t *testing.T) {
 	needCRIU(t)
-	counter := filepath.Join(t.TempDir(), "counter")
-	build := exec.Command("go", "build", "-o", counter, "../../examples/counter")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the counter: %v\n%s", err, out)
-	}
+	counter := buildCounter(t)
 	a := &localAgent{Name: "solo", IP: "127.0.0.41", Zone: "a",
 		Args: []string{"--bootstrap-expect", "1", "--voters", "1", "--api-token", writeToken}}
 	startCluster(t, []*localAgent{a})
@@ -91,6 +86,19 @@ func TestCRIUWorkloadThroughTheAgent(t *testing.T) {
 		t.Fatalf("the committed checkpoint should hold the 64 MiB ballast: %+v %v", w.Checkpoint, err)
 	}
 	cli("workload", "remove", "counter")
+}
+
+// buildCounter builds examples/counter statically (CRIU restores it
+// anywhere) and returns its path.
+func buildCounter(t *testing.T) string {
+	t.Helper()
+	counter := filepath.Join(t.TempDir(), "counter")
+	build := exec.Command("go", "build", "-o", counter, "../../examples/counter")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the counter: %v\n%s", err, out)
+	}
+	return counter
 }
 
 // countAt GETs / until the counter answers (it may be restoring).

@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +15,17 @@ import (
 	"github.com/lifeboat/lifeboat/internal/netns"
 	"github.com/lifeboat/lifeboat/node/api"
 )
+
+// formedOnSwitch is hostsOnSwitch for three names, once they formed one
+// cluster.
+func formedOnSwitch(t *testing.T, names ...string) []*localAgent {
+	t.Helper()
+	_, agents := hostsOnSwitch(t, names...)
+	if _, err := waitStatus(ctxFor(t, 45*time.Second), agents[0].URL(), wantFormed(len(names))); err != nil {
+		t.Fatal(err)
+	}
+	return agents
+}
 
 // hostsOnSwitch starts one agent per name, each in its own network
 // namespace on one switch (10.232.0.1, .2, … in zones a, b, c …), the test
@@ -69,17 +78,9 @@ func hostsOnSwitch(t *testing.T, names ...string) (*localCluster, []*localAgent)
 // holder no longer serves it, and the move is recorded with its phases.
 func TestMigrateBetweenHostsInNamespaces(t *testing.T) {
 	needCRIU(t)
-	counter := filepath.Join(t.TempDir(), "counter")
-	build := exec.Command("go", "build", "-o", counter, "../../examples/counter")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the counter: %v\n%s", err, out)
-	}
-	_, agents := hostsOnSwitch(t, "h1", "h2", "h3")
+	counter := buildCounter(t)
+	agents := formedOnSwitch(t, "h1", "h2", "h3")
 	url := agents[0].URL()
-	if _, err := waitStatus(ctxFor(t, 45*time.Second), url, wantFormed(3)); err != nil {
-		t.Fatal(err)
-	}
 	spec := fmt.Sprintf("id: counter\ncommand: [%s, --port, \"18082\", --ballast-mib, \"64\"]\n"+
 		"checkpoint: {mode: criu, interval: 1h}\nservice: {port: 18082}\nresources: {memory_mib: 128}\n"+
 		"placement: {prefer: [h1]}\n", counter)
@@ -150,17 +151,9 @@ func TestMigrateBetweenHostsInNamespaces(t *testing.T) {
 // rest from the first.
 func TestDeltaCheckpointShipsOnlyWhatChanged(t *testing.T) {
 	needCRIU(t)
-	counter := filepath.Join(t.TempDir(), "counter")
-	build := exec.Command("go", "build", "-o", counter, "../../examples/counter")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the counter: %v\n%s", err, out)
-	}
-	_, agents := hostsOnSwitch(t, "d1", "d2", "d3")
+	counter := buildCounter(t)
+	agents := formedOnSwitch(t, "d1", "d2", "d3")
 	url := agents[0].URL()
-	if _, err := waitStatus(ctxFor(t, 45*time.Second), url, wantFormed(3)); err != nil {
-		t.Fatal(err)
-	}
 	spec := fmt.Sprintf("id: big\ncommand: [%s, --port, \"18083\", --ballast-mib, \"512\"]\n"+
 		"checkpoint: {mode: criu, interval: 1h}\nservice: {port: 18083}\nresources: {memory_mib: 700}\n"+
 		"placement: {prefer: [d1]}\n", counter)
