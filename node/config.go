@@ -88,6 +88,11 @@ type Config struct {
 	BootstrapSettle time.Duration
 	// ForwardTimeout bounds one write forwarded to the leader.
 	ForwardTimeout time.Duration
+	// EvacuationRate and EvacuationBurst pace the moves the leader starts
+	// off doomed and draining nodes (a token bucket: moves per second, and
+	// how many may start at once).
+	EvacuationRate  float64
+	EvacuationBurst int
 	// CheckpointGCGrace is how old a checkpoint nobody needs must be
 	// before this node deletes it.
 	CheckpointGCGrace time.Duration
@@ -127,6 +132,8 @@ func DefaultConfig() Config {
 		BootstrapSettle:   time.Second,
 		ForwardTimeout:    5 * time.Second,
 		CheckpointGCGrace: time.Minute,
+		EvacuationRate:    4,
+		EvacuationBurst:   4,
 	}
 }
 
@@ -169,6 +176,7 @@ func (c Config) Validate() error {
 		{c.RaftLeaderLease > c.RaftHeartbeat, "raft leader lease: must not exceed the heartbeat timeout"},
 		{c.AutopilotInterval <= 0 || c.BootstrapSettle < 0 || c.ForwardTimeout <= 0, "autopilot, bootstrap and forward timings: must be > 0"},
 		{c.CheckpointGCGrace < 0, "checkpoint gc grace: must be ≥ 0"},
+		{c.EvacuationRate <= 0 || c.EvacuationBurst < 1, "evacuation rate and burst: must be > 0"},
 	}
 	for _, ch := range checks {
 		if ch.bad {

@@ -40,6 +40,7 @@ func (n *Node) leaderLoop(ctx context.Context) {
 		n.expireLeases(ctx)
 		n.grantPending(ctx)
 		n.refillStandbys(ctx)
+		n.evacuate(ctx)
 	}
 }
 

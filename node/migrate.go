@@ -22,8 +22,12 @@ import (
 const restoreWait = 2 * time.Minute
 
 type migrateRequest struct {
-	ID string `json:"id"`
-	To string `json:"to"`
+	ID     string `json:"id"`
+	To     string `json:"to"`
+	Reason string `json:"reason"`
+	// Migration is the record the leader planned the move under; empty
+	// for a move asked by hand, which the holder records itself.
+	Migration string `json:"migration,omitempty"`
 }
 
 // Migrate moves a workload to node to: on the holder, the final
@@ -31,14 +35,20 @@ type migrateRequest struct {
 // commit, the grant of the next epoch to to, which restores it. It returns
 // once to reports the workload running (or failed).
 func (n *Node) Migrate(ctx context.Context, id, to string) (api.ActionResult, error) {
+	return n.migrateVia(ctx, migrateRequest{ID: id, To: to, Reason: "manual"})
+}
+
+// migrateVia runs a move on the workload's holder.
+func (n *Node) migrateVia(ctx context.Context, req migrateRequest) (api.ActionResult, error) {
+	id, to := req.ID, req.To
 	if err := n.checkTarget(id, to); err != nil {
 		return api.ActionResult{}, err
 	}
 	var res runtime.Result
-	body, _ := json.Marshal(migrateRequest{ID: id, To: to})
+	body, _ := json.Marshal(req)
 	err := n.onHolder(ctx, id, "/v1/internal/migrate", body, &res, func() error {
 		var err error
-		res, err = n.migrateLocal(ctx, id, to)
+		res, err = n.migrateLocal(ctx, req)
 		return err
 	})
 	ar := actionResult(res)
@@ -46,6 +56,11 @@ func (n *Node) Migrate(ctx context.Context, id, to string) (api.ActionResult, er
 		ar.Holder = to
 	}
 	return ar, err
+}
+
+// migrationID names a new migration record.
+func migrationID(workload string, now time.Time) string {
+	return workload + "-" + strconv.FormatInt(now.UnixNano(), 36)
 }
 
 // checkTarget refuses a move to a node that cannot take the workload.
@@ -89,15 +104,20 @@ func (n *Node) checkTarget(id, to string) error {
 }
 
 // migrateLocal runs a move on this node, the holder.
-func (n *Node) migrateLocal(ctx context.Context, id, to string) (runtime.Result, error) {
+func (n *Node) migrateLocal(ctx context.Context, req migrateRequest) (runtime.Result, error) {
+	id, to := req.ID, req.To
 	if err := n.checkTarget(id, to); err != nil {
 		return runtime.Result{}, err
 	}
 	w, _ := n.view().Workload(id)
-	mig := fsm.Migration{ID: id + "-" + strconv.FormatInt(n.now().UnixNano(), 36), Workload: id,
-		From: n.cfg.Name, To: to, Reason: "manual", Phase: fsm.PhaseCheckpointing}
-	if _, _, err := n.apply(ctx, fsm.MigrationBegin{Migration: mig, At: n.now()}); err != nil {
-		return runtime.Result{}, fmt.Errorf("recording the migration: %w", err)
+	mig := fsm.Migration{ID: req.Migration, Workload: id, From: n.cfg.Name, To: to, Reason: req.Reason, Phase: fsm.PhaseCheckpointing}
+	if mig.ID == "" {
+		mig.ID = migrationID(id, n.now())
+		if _, _, err := n.apply(ctx, fsm.MigrationBegin{Migration: mig, At: n.now()}); err != nil {
+			return runtime.Result{}, fmt.Errorf("recording the migration: %w", err)
+		}
+	} else {
+		n.applyLogged(ctx, fsm.MigrationPhase{ID: mig.ID, Phase: fsm.PhaseCheckpointing, At: n.now()})
 	}
 	phase := func(p string, epoch uint64, err error) {
 		c := fsm.MigrationPhase{ID: mig.ID, Phase: p, Epoch: epoch, At: n.now()}
@@ -147,7 +167,13 @@ func (n *Node) handoffTo(ctx context.Context, w runtime.Workload, c *transfer.Ch
 	if err != nil {
 		return 0, fmt.Errorf("granting %s to %s: %w", w.Spec.ID, to, err)
 	}
-	err = n.waitView(ctx, func(v *fsm.Machine) bool {
+	// The grant is committed: the workload is the target's now. Wait for
+	// this node's replica to show it — even if the unit is stopped
+	// meanwhile, which happens exactly because the replica shows it — so
+	// that the supervisor never starts it here again.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restoreWait)
+	defer cancel()
+	err = n.waitView(wctx, func(v *fsm.Machine) bool {
 		cur, ok := v.Workload(w.Spec.ID)
 		return !ok || cur.Assignment.Epoch >= idx
 	})
@@ -188,7 +214,7 @@ func (n *Node) waitView(ctx context.Context, ok func(*fsm.Machine) bool) error {
 		}
 		select {
 		case <-changed:
-		case <-time.After(time.Second): // the view itself may switch (member ↔ Raft)
+		case <-time.After(200 * time.Millisecond): // the view itself may switch (member ↔ Raft)
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -201,7 +227,10 @@ func (n *Node) serveMigrate(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, fmt.Errorf("%w: migrate request: %v", api.ErrBadRequest, err))
 		return
 	}
-	res, err := n.migrateLocal(r.Context(), req.ID, req.To)
+	if req.Reason == "" {
+		req.Reason = "manual"
+	}
+	res, err := n.migrateLocal(r.Context(), req)
 	if err != nil {
 		api.WriteError(w, err)
 		return

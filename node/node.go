@@ -52,6 +52,7 @@ type Node struct {
 	xferTCP *transfer.Server // the same over mutual TLS on TCP
 	sender  checkpointSender // ships checkpoints to standbys
 	kick    chan struct{}    // wakes the leader loop early
+	evac    *evacuation      // the moves the leader started
 
 	mu sync.Mutex // guards the fields below
 	// leaderSince is when this node last became leader (zero: not leader).
@@ -81,7 +82,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, now: cfg.Now, addr: cfg.advertise(),
 		machine: fsm.New(), mirror: fsm.New(), leases: newLeaseBatcher(), kick: make(chan struct{}, 1),
-		prepared: map[string]uint64{}}
+		prepared: map[string]uint64{}, evac: newEvacuation(cfg.EvacuationRate, cfg.EvacuationBurst)}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
 	}
@@ -160,6 +161,7 @@ func (n *Node) Close() error {
 		cancel()
 	}
 	n.wg.Wait()
+	n.evac.wg.Wait()
 	if n.sup != nil {
 		errs = append(errs, n.sup.Close())
 	}

@@ -169,9 +169,19 @@ func (n *Node) inRaft() bool {
 // isLeader reports whether this node leads now.
 func (n *Node) isLeader() bool { return n.raft.State() == raft.Leader }
 
-// view is the replica reads come from.
+// view is the replica reads come from: this node's Raft replica while it
+// is in Raft, otherwise the mirror of the leader's state — except before
+// the mirror's first fetch, when a node that just left Raft (autopilot
+// demoted it) still has its last Raft replica, stale but far better than
+// the empty mirror.
 func (n *Node) view() *fsm.Machine {
 	if n.inRaft() {
+		return n.machine
+	}
+	n.mu.Lock()
+	synced := n.mirrorIndex > 0
+	n.mu.Unlock()
+	if !synced && n.raft.AppliedIndex() > 0 {
 		return n.machine
 	}
 	return n.mirror

@@ -89,6 +89,20 @@ func (c *Client) Restart(ctx context.Context, id string, fromCheckpoint bool) (A
 	return res, err
 }
 
+// Drain is POST /v1/nodes/{name}/drain.
+func (c *Client) Drain(ctx context.Context, node string) (DrainResult, error) {
+	var res DrainResult
+	err := c.Do(ctx, http.MethodPost, "/v1/nodes/"+url.PathEscape(node)+"/drain", nil, "", &res)
+	return res, err
+}
+
+// Undrain is POST /v1/nodes/{name}/undrain.
+func (c *Client) Undrain(ctx context.Context, node string) (DrainResult, error) {
+	var res DrainResult
+	err := c.Do(ctx, http.MethodPost, "/v1/nodes/"+url.PathEscape(node)+"/undrain", nil, "", &res)
+	return res, err
+}
+
 // Migrations is GET /v1/migrations.
 func (c *Client) Migrations(ctx context.Context) ([]fsm.Migration, error) {
 	var ms []fsm.Migration

@@ -37,6 +37,10 @@ type Backend interface {
 	// Migrate moves a workload to node to: final checkpoint, transfer,
 	// commit, grant of the next epoch, restore.
 	Migrate(ctx context.Context, id, to string) (ActionResult, error)
+	// Drain marks a node draining: no new work, its workloads move away.
+	Drain(ctx context.Context, node string) (DrainResult, error)
+	// Undrain returns a draining node to service.
+	Undrain(ctx context.Context, node string) (DrainResult, error)
 	// Ready returns nil when this peer should receive traffic.
 	Ready() error
 }
@@ -84,6 +88,14 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/workloads/{id}/checkpoint", s.guard(true, s.checkpoint))
 	s.mux.HandleFunc("POST /v1/workloads/{id}/restart", s.guard(true, s.restart))
 	s.mux.HandleFunc("POST /v1/workloads/{id}/migrate", s.guard(true, s.migrate))
+	s.mux.HandleFunc("POST /v1/nodes/{name}/drain", s.guard(true, func(w http.ResponseWriter, r *http.Request) {
+		res, err := s.backend.Drain(r.Context(), r.PathValue("name"))
+		respond(w, http.StatusOK, res, err)
+	}))
+	s.mux.HandleFunc("POST /v1/nodes/{name}/undrain", s.guard(true, func(w http.ResponseWriter, r *http.Request) {
+		res, err := s.backend.Undrain(r.Context(), r.PathValue("name"))
+		respond(w, http.StatusOK, res, err)
+	}))
 	s.mux.HandleFunc("GET /v1/migrations", s.guard(false, s.migrations))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, fmt.Errorf("%w: no such endpoint: %s %s", fsm.ErrNotFound, r.Method, r.URL.Path))

@@ -65,6 +65,12 @@ func (f *fakeBackend) Checkpoint(_ context.Context, id string) (ActionResult, er
 func (f *fakeBackend) Restart(_ context.Context, id string, from bool) (ActionResult, error) {
 	return ActionResult{Workload: id}, nil
 }
+func (f *fakeBackend) Drain(_ context.Context, node string) (DrainResult, error) {
+	return DrainResult{Node: node, State: "draining"}, nil
+}
+func (f *fakeBackend) Undrain(_ context.Context, node string) (DrainResult, error) {
+	return DrainResult{Node: node, State: "alive"}, nil
+}
 func (f *fakeBackend) Migrate(_ context.Context, id, to string) (ActionResult, error) {
 	if to == "busy" {
 		return ActionResult{}, fmt.Errorf("%w: %s is drained", ErrConflict, to)

@@ -116,6 +116,15 @@ type ActionResult struct {
 	Holder string `json:"holder,omitempty"`
 }
 
+// DrainResult answers POST /v1/nodes/{name}/drain and /undrain.
+type DrainResult struct {
+	Node  string `json:"node"`
+	State string `json:"state"`
+	// Workloads are those the node held when the request was applied:
+	// a drain moves them away.
+	Workloads []string `json:"workloads"`
+}
+
 // MigrateRequest is the body of POST /v1/workloads/{id}/migrate.
 type MigrateRequest struct {
 	To string `json:"to"`

@@ -135,6 +135,9 @@ func (s *Supervisor) Sync(desired []Desired) {
 	for id, u := range s.units {
 		d, ok := want[id]
 		if !ok || u.done() {
+			if !ok && !u.done() {
+				s.log.Info("stopping a workload no longer granted here", "workload", id)
+			}
 			u.stop()
 			delete(s.units, id)
 			continue

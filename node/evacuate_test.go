@@ -1,0 +1,112 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/lifeboat/lifeboat/fsm"
+)
+
+// TestDrainMovesWorkloadsInPriorityOrder: two counters on a1, one batch,
+// one critical. Draining a1 moves both to other nodes — the critical one's
+// move recorded first — and their counts continue; while drained, a1
+// takes no new work even when a spec prefers it; undrained, it does.
+func TestDrainMovesWorkloadsInPriorityOrder(t *testing.T) {
+	bin := buildCounter(t)
+	tc := newTestCluster(t, 0, peerSpec{"a1", "a"}, peerSpec{"b1", "b"}, peerSpec{"c1", "c"})
+	eventually(t, 20*time.Second, "formed", func() error { return shape(tc.status("a1"), 3, 3, 0) })
+	ctx := context.Background()
+	ports := map[string]int{}
+	for _, c := range []struct{ id, prio string }{{"low", fsm.PriorityBatch}, {"vip", fsm.PriorityCritical}} {
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[c.id] = ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		spec := fsm.WorkloadSpec{ID: c.id, Command: []string{bin, "--port", strconv.Itoa(ports[c.id])}, Priority: c.prio,
+			Checkpoint: fsm.CheckpointPolicy{Mode: fsm.ModeApp, Interval: fsm.Duration(time.Hour)},
+			Service:    &fsm.Service{Port: ports[c.id]}, Resources: fsm.Resources{MemoryMiB: 16},
+			Placement: fsm.Constraints{Prefer: []string{"a1"}}}
+		if _, err := tc.node("b1").Submit(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id, port := range ports {
+		eventually(t, 20*time.Second, id+" running on a1", func() error {
+			w, err := tc.node("c1").Workload(ctx, id)
+			if err != nil || w.State != string(fsm.WorkloadRunning) || w.Holder != "a1" {
+				return fmt.Errorf("%+v %v", w, err)
+			}
+			_, err = getCount(port)
+			return err
+		})
+		getCount(port) // 2
+	}
+
+	res, err := tc.node("c1").Drain(ctx, "a1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.State != string(fsm.NodeDraining) || len(res.Workloads) != 2 {
+		t.Fatalf("drain answer %+v", res)
+	}
+	for id, port := range ports {
+		eventually(t, 30*time.Second, id+" moved off a1", func() error {
+			w, err := tc.node("c1").Workload(ctx, id)
+			if err != nil || w.Holder == "a1" || w.State != string(fsm.WorkloadRunning) {
+				return fmt.Errorf("%+v %v", w, err)
+			}
+			if n, err := getCount(port); err != nil || n != 3 {
+				return fmt.Errorf("GET / = %d, %v; want 3 (2 before the move + 1)", n, err)
+			}
+			return nil
+		})
+	}
+	var done []fsm.Migration
+	eventually(t, 10*time.Second, "both moves recorded done", func() error {
+		ms, _ := tc.node("c1").Migrations(ctx)
+		done = done[:0]
+		for _, m := range ms {
+			if m.Phase == fsm.PhaseDone {
+				done = append(done, m)
+			}
+		}
+		if len(done) != 2 {
+			return fmt.Errorf("migrations %+v", ms)
+		}
+		return nil
+	})
+	if done[0].Workload != "vip" || done[1].Workload != "low" || done[0].Reason != "drain" || done[0].From != "a1" {
+		t.Fatalf("moves %+v: want vip then low, from a1, for the drain", done)
+	}
+
+	extra := fsm.WorkloadSpec{ID: "extra", Command: []string{"/bin/sleep", "600"}, Checkpoint: fsm.CheckpointPolicy{Mode: fsm.ModeNone},
+		Resources: fsm.Resources{MemoryMiB: 16}, Placement: fsm.Constraints{Prefer: []string{"a1"}}}
+	if _, err := tc.node("b1").Submit(ctx, extra); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "extra placed", func() error {
+		w, _ := tc.node("b1").Workload(ctx, "extra")
+		if w.Holder == "" || w.Holder == "a1" {
+			return fmt.Errorf("extra on %q", w.Holder)
+		}
+		return nil
+	})
+	if _, err := tc.node("b1").Undrain(ctx, "a1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tc.node("b1").Undrain(ctx, "a1"); err == nil {
+		t.Fatal("undrain of a node in service accepted")
+	}
+	eventually(t, 5*time.Second, "a1 in service", func() error {
+		if rec, _ := tc.node("b1").view().Node("a1"); rec.State != fsm.NodeAlive || rec.Drained {
+			return fmt.Errorf("a1 %s drained=%v", rec.State, rec.Drained)
+		}
+		return nil
+	})
+}
