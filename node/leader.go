@@ -41,6 +41,7 @@ func (n *Node) leaderLoop(ctx context.Context) {
 		n.grantPending(ctx)
 		n.refillStandbys(ctx)
 		n.evacuate(ctx)
+		n.recoverLost(ctx)
 	}
 }
 

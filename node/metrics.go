@@ -26,6 +26,7 @@ type metrics struct {
 	transfers       *prometheus.CounterVec
 	transferBytes   prometheus.Counter
 	migrations      *prometheus.CounterVec
+	fences          prometheus.Counter
 }
 
 func newMetrics(n *Node) *metrics {
@@ -49,6 +50,8 @@ func newMetrics(n *Node) *metrics {
 			Help: "Chunk bytes this peer sent (what delta transfer did not save)."}),
 		migrations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lifeboat_migrations_total",
 			Help: "Workload moves this peer handed off as holder, by result."}, []string{"result"}),
+		fences: prometheus.NewCounter(prometheus.CounterOpts{Name: "lifeboat_fences_total",
+			Help: "Times this peer froze its workloads because its own lease ran out."}),
 	}
 	members := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lifeboat_gossip_members_alive",
 		Help: "Peers gossip sees alive."}, func() float64 {
@@ -71,7 +74,7 @@ func newMetrics(n *Node) *metrics {
 		return float64(n.raft.AppliedIndex())
 	})
 	m.reg.MustRegister(m.leader, m.applySec, m.leaseRenews, m.autopilotN, m.httpReqs, members, applied,
-		m.checkpointBytes, m.transfers, m.transferBytes, m.migrations,
+		m.checkpointBytes, m.transfers, m.transferBytes, m.migrations, m.fences,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

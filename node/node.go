@@ -66,6 +66,8 @@ type Node struct {
 	lastMeta      gossip.Meta
 	// spareSince is when the leader first saw each spare (autopilot debounce).
 	spareSince map[string]time.Time
+	// fencedAt is when fenceLoop froze the workloads; zero when not fenced.
+	fencedAt time.Time
 	// prepared is the last checkpoint seq this node prepared per workload.
 	prepared map[string]uint64
 	closed   bool
@@ -127,6 +129,7 @@ func (n *Node) Start() error {
 	n.goLoop(ctx, "mirror", n.mirrorLoop)
 	n.goLoop(ctx, "sync", n.syncLoop)
 	n.goLoop(ctx, "gc", n.gcLoop)
+	n.goLoop(ctx, "fence", n.fenceLoop)
 	n.log.Info("peer started", "addr", n.addr, "http", n.cfg.HTTPPort, "raft", n.cfg.RaftPort, "gossip", n.cfg.GossipPort)
 	return nil
 }

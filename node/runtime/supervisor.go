@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/lifeboat/lifeboat/fsm"
@@ -82,6 +83,7 @@ type Supervisor struct {
 	mu     sync.Mutex // guards units and closed
 	units  map[string]*unit
 	closed bool
+	fenced bool           // see Fence
 	wg     sync.WaitGroup // one per unit goroutine
 }
 
@@ -200,6 +202,56 @@ func (s *Supervisor) Restart(ctx context.Context, id string, fromCheckpoint bool
 		kind = reqRestartFromCheckpoint
 	}
 	return u.request(ctx, kind)
+}
+
+// PID is the host PID of a workload's running process, 0 when none runs.
+func (s *Supervisor) PID(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u, ok := s.units[id]; ok {
+		return u.pid()
+	}
+	return 0
+}
+
+// Fence, while on, keeps the supervisor from starting any workload
+// (new ones and crash restarts wait): a node whose lease ran out must not
+// run what another node may be granted.
+func (s *Supervisor) Fence(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fenced = on
+}
+
+func (s *Supervisor) isFenced() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fenced
+}
+
+// Freeze stops every running workload's processes where they are
+// (SIGSTOP to each process group): a fenced holder must not serve. Thaw
+// resumes them. Both act on the processes as they are now; a workload
+// that starts later (a restart) is not frozen.
+func (s *Supervisor) Freeze() []string { return s.signalAll(syscall.SIGSTOP) }
+
+// Thaw resumes what Freeze stopped.
+func (s *Supervisor) Thaw() []string { return s.signalAll(syscall.SIGCONT) }
+
+func (s *Supervisor) signalAll(sig syscall.Signal) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids []string
+	for id, u := range s.units {
+		if pid := u.pid(); pid > 0 {
+			if err := syscall.Kill(-pid, sig); err != nil {
+				s.log.Warn("signalling a workload failed", "workload", id, "signal", sig, "err", err)
+				continue
+			}
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // HandoffFunc moves a workload to another node. It gets the workload's

@@ -226,8 +226,14 @@ func startMessage(r Result) string {
 	return fmt.Sprintf("restored from checkpoint #%d (pid %d)", r.Seq, r.PID)
 }
 
-// start starts the process, restored from `from` (verified first) or fresh.
+// start starts the process, restored from `from` (verified first) or
+// fresh — once the supervisor is not fenced.
 func (u *unit) start(from *fsm.CheckpointRecord) (*os.Process, Result, error) {
+	for u.s.isFenced() {
+		if !sleepCtx(u.ctx, 50*time.Millisecond) {
+			return nil, Result{}, u.ctx.Err()
+		}
+	}
 	w := u.workload()
 	res := Result{Workload: w.Spec.ID, Epoch: w.Epoch}
 	begin := time.Now()
@@ -325,9 +331,11 @@ func (u *unit) handle(r request, proc *os.Process, waitCh chan error) (outcome, 
 	}
 }
 
-// terminate stops the process: SIGTERM, then SIGKILL after StopTimeout.
+// terminate stops the process: SIGTERM (and SIGCONT, in case a fence
+// froze it), then SIGKILL after StopTimeout.
 func (u *unit) terminate(proc *os.Process, waitCh chan error) {
 	_ = proc.Signal(syscall.SIGTERM)
+	_ = syscall.Kill(-proc.Pid, syscall.SIGCONT)
 	select {
 	case <-waitCh:
 		return
