@@ -97,6 +97,10 @@ type Config struct {
 	// before this node deletes it.
 	CheckpointGCGrace time.Duration
 
+	// Watcher reports this host's termination notices (cloud.NewWatcher);
+	// nil: none (no cloud, or a test).
+	Watcher NoticeWatcher
+
 	// Checkpointers run workloads in their modes; nil means app and none
 	// (the CLI adds criu when `lifeboat doctor` would say it works).
 	Checkpointers []runtime.Checkpointer

@@ -119,27 +119,40 @@ func (n *Node) localMeta() gossip.Meta {
 	if node, ok := n.view().Node(n.cfg.Name); ok && (node.State == fsm.NodeDoomed || node.State == fsm.NodeDraining) {
 		m.State, m.Deadline = string(node.State), node.Deadline
 	}
+	n.mu.Lock()
+	doomed := n.doomedUntil
+	n.mu.Unlock()
+	if !doomed.IsZero() { // a notice came: say so before Raft does
+		m.State, m.Deadline = string(fsm.NodeDoomed), doomed
+	}
 	return m
 }
 
 // metaLoop keeps this node's gossiped metadata (role, leader, state) true.
 func (n *Node) metaLoop(ctx context.Context) {
 	for sleep(ctx, 100*time.Millisecond) {
-		m := n.localMeta()
-		n.mu.Lock()
-		same := metaEqual(m, n.lastMeta)
-		n.mu.Unlock()
-		if same {
-			continue
-		}
-		if err := n.gossip.UpdateMeta(m); err != nil {
-			n.log.Warn("gossip metadata not updated", "err", err)
-			continue
-		}
-		n.mu.Lock()
-		n.lastMeta = m
-		n.mu.Unlock()
+		n.pushMeta()
 	}
+}
+
+// pushMeta gossips this node's metadata now if it changed.
+func (n *Node) pushMeta() {
+	n.metaMu.Lock()
+	defer n.metaMu.Unlock()
+	m := n.localMeta()
+	n.mu.Lock()
+	same := metaEqual(m, n.lastMeta)
+	n.mu.Unlock()
+	if same || n.gossip == nil {
+		return
+	}
+	if err := n.gossip.UpdateMeta(m); err != nil {
+		n.log.Warn("gossip metadata not updated", "err", err)
+		return
+	}
+	n.mu.Lock()
+	n.lastMeta = m
+	n.mu.Unlock()
 }
 
 func metaEqual(a, b gossip.Meta) bool {

@@ -27,6 +27,7 @@ type metrics struct {
 	transferBytes   prometheus.Counter
 	migrations      *prometheus.CounterVec
 	fences          prometheus.Counter
+	notices         *prometheus.CounterVec
 }
 
 func newMetrics(n *Node) *metrics {
@@ -52,6 +53,8 @@ func newMetrics(n *Node) *metrics {
 			Help: "Workload moves this peer handed off as holder, by result."}, []string{"result"}),
 		fences: prometheus.NewCounter(prometheus.CounterOpts{Name: "lifeboat_fences_total",
 			Help: "Times this peer froze its workloads because its own lease ran out."}),
+		notices: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lifeboat_notices_total",
+			Help: "Termination notices and rebalance recommendations this peer received, by kind."}, []string{"kind"}),
 	}
 	members := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lifeboat_gossip_members_alive",
 		Help: "Peers gossip sees alive."}, func() float64 {
@@ -74,7 +77,7 @@ func newMetrics(n *Node) *metrics {
 		return float64(n.raft.AppliedIndex())
 	})
 	m.reg.MustRegister(m.leader, m.applySec, m.leaseRenews, m.autopilotN, m.httpReqs, members, applied,
-		m.checkpointBytes, m.transfers, m.transferBytes, m.migrations, m.fences,
+		m.checkpointBytes, m.transfers, m.transferBytes, m.migrations, m.fences, m.notices,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -54,7 +54,8 @@ type Node struct {
 	kick    chan struct{}    // wakes the leader loop early
 	evac    *evacuation      // the moves the leader started
 
-	mu sync.Mutex // guards the fields below
+	metaMu sync.Mutex // serializes gossip metadata updates
+	mu     sync.Mutex // guards the fields below
 	// leaderSince is when this node last became leader (zero: not leader).
 	leaderSince time.Time
 	// leaseSentAt is the send time of the last acknowledged lease renewal.
@@ -66,6 +67,9 @@ type Node struct {
 	lastMeta      gossip.Meta
 	// spareSince is when the leader first saw each spare (autopilot debounce).
 	spareSince map[string]time.Time
+	// doomedUntil is the deadline of the termination notice this node got;
+	// zero without one.
+	doomedUntil time.Time
 	// fencedAt is when fenceLoop froze the workloads; zero when not fenced.
 	fencedAt time.Time
 	// prepared is the last checkpoint seq this node prepared per workload.
@@ -130,6 +134,7 @@ func (n *Node) Start() error {
 	n.goLoop(ctx, "sync", n.syncLoop)
 	n.goLoop(ctx, "gc", n.gcLoop)
 	n.goLoop(ctx, "fence", n.fenceLoop)
+	n.goLoop(ctx, "watch", n.watchLoop)
 	n.log.Info("peer started", "addr", n.addr, "http", n.cfg.HTTPPort, "raft", n.cfg.RaftPort, "gossip", n.cfg.GossipPort)
 	return nil
 }
