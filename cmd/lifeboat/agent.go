@@ -130,6 +130,9 @@ func (af *agentFlags) toConfig() (node.Config, error) {
 		return c, err
 	}
 	c.Logger = log
+	if err := af.watchCloud(&c, log); err != nil {
+		return c, err
+	}
 	cks, err := af.checkpointers(log)
 	if err != nil {
 		return c, err
@@ -148,6 +151,41 @@ func (af *agentFlags) toConfig() (node.Config, error) {
 		return c, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	return c, nil
+}
+
+// watchCloud starts listening to the cloud's metadata service (never on a
+// host that is in no cloud: --cloud auto decides from DMI and the SDKs'
+// endpoint variables) and fills the identity the flags left empty.
+func (af *agentFlags) watchCloud(c *node.Config, log *slog.Logger) error {
+	if c.Cloud == "" {
+		return nil
+	}
+	wc := cloud.DefaultWatchConfig(c.Cloud)
+	wc.Logger = log.With("part", "cloud")
+	w, err := cloud.NewWatcher(wc)
+	if err != nil {
+		return fmt.Errorf("%w: --cloud %s: %v", errUsage, c.Cloud, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	id, err := w.Identity(ctx)
+	if err != nil {
+		return fmt.Errorf("--cloud %s: reading the instance identity: %w", c.Cloud, err)
+	}
+	fill := func(dst *string, v string) {
+		if *dst == "" {
+			*dst = v
+		}
+	}
+	fill(&c.Region, id.Region)
+	fill(&c.Zone, id.Zone)
+	fill(&c.InstanceType, id.InstanceType)
+	fill(&c.InstanceID, id.InstanceID)
+	fill(&c.Lifecycle, id.Lifecycle)
+	c.Watcher = w
+	log.Info("watching the cloud's termination notices", "cloud", c.Cloud, "region", c.Region, "zone", c.Zone,
+		"instance_type", c.InstanceType, "lifecycle", c.Lifecycle)
+	return nil
 }
 
 // checkpointers offers the criu mode only where the host probe says it

@@ -21,6 +21,8 @@ type localAgent struct {
 	IP   string // a 127.0.0.x address: every agent has its own
 	Zone string
 	Args []string // extra flags
+	// Env is added to the agent's environment.
+	Env []string
 	// Wrap, if set, builds the agent's command (to run it inside a network
 	// namespace, say); nil runs the binary directly.
 	Wrap func(bin string, args ...string) *exec.Cmd
@@ -55,14 +57,17 @@ func (lc *localCluster) start(a *localAgent, join string) error {
 	if err != nil {
 		return err
 	}
-	args := append([]string{"agent", "--name", a.Name, "--bind", a.IP, "--data-dir", filepath.Join(a.dir, "data"),
-		"--zone", a.Zone, "--region", "local", "--cloud", "none", "--join", join}, a.Args...)
+	args := []string{"agent", "--name", a.Name, "--bind", a.IP, "--data-dir", filepath.Join(a.dir, "data"), "--join", join}
+	if a.Zone != "" { // a local zone and no cloud; without one the cloud's metadata says
+		args = append(args, "--zone", a.Zone, "--region", "local", "--cloud", "none")
+	}
+	args = append(args, a.Args...)
 	cmd := exec.Command(lc.bin, args...)
 	if a.Wrap != nil {
 		cmd = a.Wrap(lc.bin, args...)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = os.Environ()
+	cmd.Env = append(os.Environ(), a.Env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
