@@ -31,6 +31,7 @@ const (
 	CmdResultAppend       CommandType = 15 // ResultAppend
 	CmdHazardRecord       CommandType = 16 // HazardRecord
 	CmdWorkloadSetStandby CommandType = 17 // WorkloadSetStandbys
+	CmdWorkloadPreempt    CommandType = 18 // WorkloadPreempt
 )
 
 // Command is implemented by every command payload.
@@ -117,6 +118,19 @@ type WorkloadRemove struct {
 	Workload string `json:"workload"`
 }
 
+// WorkloadPreempt takes a workload off its holder to make room for more
+// important work: the current epoch is tombstoned and the workload is
+// pending again, to be granted (and restored from its latest committed
+// checkpoint) where capacity allows. Refused with ErrStaleEpoch unless
+// PrevEpoch is the current epoch, and with ErrInvalid for a workload that
+// has no holder.
+type WorkloadPreempt struct {
+	Workload  string    `json:"workload"`
+	PrevEpoch uint64    `json:"prev_epoch"`
+	Reason    string    `json:"reason,omitempty"`
+	At        time.Time `json:"at"`
+}
+
 // WorkloadSetStandbys replaces a workload's standby list without changing
 // its epoch.
 type WorkloadSetStandbys struct {
@@ -201,6 +215,7 @@ func (WorkloadGrant) Type() CommandType       { return CmdWorkloadGrant }
 func (WorkloadReport) Type() CommandType      { return CmdWorkloadReport }
 func (WorkloadRemove) Type() CommandType      { return CmdWorkloadRemove }
 func (WorkloadSetStandbys) Type() CommandType { return CmdWorkloadSetStandby }
+func (WorkloadPreempt) Type() CommandType     { return CmdWorkloadPreempt }
 func (CheckpointPrepare) Type() CommandType   { return CmdCheckpointPrepare }
 func (CheckpointCommit) Type() CommandType    { return CmdCheckpointCommit }
 func (CheckpointAbort) Type() CommandType     { return CmdCheckpointAbort }

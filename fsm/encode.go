@@ -20,6 +20,7 @@ var decoders = map[CommandType]func([]byte) (Command, error){
 	CmdWorkloadReport:     decodeAs[WorkloadReport],
 	CmdWorkloadRemove:     decodeAs[WorkloadRemove],
 	CmdWorkloadSetStandby: decodeAs[WorkloadSetStandbys],
+	CmdWorkloadPreempt:    decodeAs[WorkloadPreempt],
 	CmdCheckpointPrepare:  decodeAs[CheckpointPrepare],
 	CmdCheckpointCommit:   decodeAs[CheckpointCommit],
 	CmdCheckpointAbort:    decodeAs[CheckpointAbort],

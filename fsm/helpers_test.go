@@ -150,6 +150,7 @@ func sampleCommands() []Command {
 		WorkloadReport{Workload: "counter", Epoch: 7, State: WorkloadRunning, Message: "ok", At: t0},
 		WorkloadRemove{Workload: "counter"},
 		WorkloadSetStandbys{Workload: "counter", Standbys: []string{"n2", "n3"}},
+		WorkloadPreempt{Workload: "counter", PrevEpoch: 7, Reason: "critical work evacuating to n1", At: t0},
 		CheckpointPrepare{Workload: "counter", Epoch: 7, Digest: "ab12", Bytes: 1 << 20, At: t0},
 		CheckpointCommit{Workload: "counter", Seq: 1, Digest: "ab12", Standbys: []string{"n2"}, At: t0},
 		CheckpointAbort{Workload: "counter", Seq: 1, Reason: "standby lost"},

@@ -95,6 +95,8 @@ func (s *State) apply(index uint64, c Command) (any, error) {
 		return nil, s.workloadRemove(c)
 	case WorkloadSetStandbys:
 		return nil, s.workloadSetStandbys(c)
+	case WorkloadPreempt:
+		return nil, s.workloadPreempt(c)
 	case CheckpointPrepare:
 		return s.checkpointPrepare(c)
 	case CheckpointCommit:

@@ -111,6 +111,10 @@ var commands = []func(g *gen) Command{
 	},
 	func(g *gen) Command {
 		id := g.pick(propWorkloads)
+		return WorkloadPreempt{Workload: id, PrevEpoch: g.epoch(id), Reason: "r", At: g.at}
+	},
+	func(g *gen) Command {
+		id := g.pick(propWorkloads)
 		return CheckpointPrepare{Workload: id, Epoch: g.epoch(id), Digest: g.pick([]string{"d1", "d2"}), Bytes: 5, At: g.at}
 	},
 	func(g *gen) Command {
@@ -243,6 +247,15 @@ func (g *gen) step(index uint64, c Command, r Response) error {
 			}
 			w.epoch = index
 		}
+	case WorkloadPreempt:
+		w := g.ref[c.Workload]
+		if err := expect(r.Err, w != nil && w.epoch != 0 && c.PrevEpoch == w.epoch); err != nil {
+			return err
+		}
+		if r.Err == nil {
+			w.past = append(w.past, w.epoch)
+			w.epoch = 0 // pending again: no epoch is current until the next grant
+		}
 	case WorkloadRemove:
 		if err := expect(r.Err, g.ref[c.Workload] != nil); err != nil {
 			return err
@@ -274,16 +287,16 @@ func (g *gen) check(m *Machine) error {
 		if !ok || w.Assignment.Epoch != ref.epoch {
 			return fmt.Errorf("workload %s: epoch %d (found %v), model %d", id, w.Assignment.Epoch, ok, ref.epoch)
 		}
-		if w.Assignment.Epoch < g.seen[id] {
-			return fmt.Errorf("workload %s: epoch went down from %d to %d", id, g.seen[id], w.Assignment.Epoch)
+		if e := w.Assignment.Epoch; e != 0 && e < g.seen[id] { // 0: preempted, pending
+			return fmt.Errorf("workload %s: epoch went down from %d to %d", id, g.seen[id], e)
 		}
-		g.seen[id] = w.Assignment.Epoch
+		g.seen[id] = max(g.seen[id], w.Assignment.Epoch)
 		if w.Tombstoned(ref.epoch) {
 			return fmt.Errorf("workload %s: current epoch %d tombstoned", id, ref.epoch)
 		}
 		kept := ref.past[max(0, len(ref.past)-MaxTombstones):]
 		for _, e := range kept {
-			if !w.Tombstoned(e) || e >= ref.epoch {
+			if !w.Tombstoned(e) || (ref.epoch != 0 && e >= ref.epoch) {
 				return fmt.Errorf("workload %s: past epoch %d not tombstoned or not below %d", id, e, ref.epoch)
 			}
 		}

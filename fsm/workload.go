@@ -109,3 +109,24 @@ func (s *State) workloadSetStandbys(c WorkloadSetStandbys) error {
 	w.Assignment.Standbys = cloneSlice(c.Standbys)
 	return nil
 }
+
+// workloadPreempt returns a held workload to pending under a CAS on its
+// epoch, tombstoning the epoch; its committed checkpoints stay, so the next
+// grant restores from the latest.
+func (s *State) workloadPreempt(c WorkloadPreempt) error {
+	w, err := s.workload(c.Workload)
+	if err != nil {
+		return err
+	}
+	if w.Assignment.Epoch == 0 || w.Assignment.Holder == "" {
+		return invalid("workload", "%q has no holder to preempt it from", c.Workload)
+	}
+	if c.PrevEpoch != w.Assignment.Epoch {
+		return fmt.Errorf("%w: workload %q preempt expected epoch %d, current is %d",
+			ErrStaleEpoch, c.Workload, c.PrevEpoch, w.Assignment.Epoch)
+	}
+	w.tombstone(w.Assignment.Epoch)
+	w.Pending = nil
+	w.Assignment = Assignment{State: WorkloadPending, Message: "preempted: " + c.Reason}
+	return nil
+}

@@ -102,6 +102,28 @@ func TestWorkloadSetStandbys(t *testing.T) {
 	h.refuse(WorkloadSetStandbys{Workload: "ghost"}, ErrNotFound)
 }
 
+func TestWorkloadPreempt(t *testing.T) {
+	h := newHarness(t)
+	h.refuse(WorkloadPreempt{Workload: "ghost", PrevEpoch: 1}, ErrNotFound)
+	h.ok(WorkloadSubmit{Spec: testSpec("w"), At: t0})
+	h.refuse(WorkloadPreempt{Workload: "w"}, ErrInvalid) // never granted: nothing to preempt
+	epoch := h.grant("w", "n1")
+	h.refuse(WorkloadPreempt{Workload: "w", PrevEpoch: epoch + 1}, ErrStaleEpoch)
+	h.ok(CheckpointPrepare{Workload: "w", Epoch: epoch, Digest: "d", Bytes: 1, At: t0})
+	h.ok(WorkloadPreempt{Workload: "w", PrevEpoch: epoch, Reason: "room for critical", At: t0})
+	w := h.workload("w")
+	if a := w.Assignment; a.State != WorkloadPending || a.Holder != "" || a.Epoch != 0 || a.Message != "preempted: room for critical" {
+		t.Fatalf("after preempt: %#v, want pending with no holder", a)
+	}
+	if !w.Tombstoned(epoch) || w.Pending != nil {
+		t.Fatalf("epoch %d tombstoned %v, pending %v: want the epoch over and its checkpoint dropped", epoch, w.Tombstoned(epoch), w.Pending)
+	}
+	h.refuse(ResultAppend{Workload: "w", Epoch: epoch, Value: "late", At: t0}, ErrStaleEpoch)
+	if next := h.grant("w", "n2"); next <= epoch {
+		t.Fatalf("re-grant epoch %d, want above %d", next, epoch)
+	}
+}
+
 func TestWorkloadGrant(t *testing.T) {
 	h := newHarness(t)
 	h.ok(WorkloadSubmit{Spec: testSpec("w"), At: t0})

@@ -89,10 +89,18 @@ type Config struct {
 	// ForwardTimeout bounds one write forwarded to the leader.
 	ForwardTimeout time.Duration
 	// EvacuationRate and EvacuationBurst pace the moves the leader starts
-	// off doomed and draining nodes (a token bucket: moves per second, and
-	// how many may start at once).
-	EvacuationRate  float64
-	EvacuationBurst int
+	// off doomed and draining nodes: a token bucket of EvacuationRate
+	// moves per second and EvacuationBurst at once, each per target that
+	// can take work, so that the pace matches what the targets absorb.
+	// EvacuationInflight caps the moves in flight to one target.
+	EvacuationRate     float64
+	EvacuationBurst    int
+	EvacuationInflight int
+	// EvacuationThroughput (bytes/s) and EvacuationOverhead estimate how
+	// long one move takes (overhead + checkpoint bytes / throughput) for
+	// the deadline check, until moves have measured the throughput.
+	EvacuationThroughput float64
+	EvacuationOverhead   time.Duration
 	// CheckpointGCGrace is how old a checkpoint nobody needs must be
 	// before this node deletes it.
 	CheckpointGCGrace time.Duration
@@ -136,8 +144,12 @@ func DefaultConfig() Config {
 		BootstrapSettle:   time.Second,
 		ForwardTimeout:    5 * time.Second,
 		CheckpointGCGrace: time.Minute,
-		EvacuationRate:    4,
+		EvacuationRate:    8,
 		EvacuationBurst:   4,
+
+		EvacuationInflight:   4,
+		EvacuationThroughput: 100e6,
+		EvacuationOverhead:   500 * time.Millisecond,
 	}
 }
 
@@ -180,7 +192,8 @@ func (c Config) Validate() error {
 		{c.RaftLeaderLease > c.RaftHeartbeat, "raft leader lease: must not exceed the heartbeat timeout"},
 		{c.AutopilotInterval <= 0 || c.BootstrapSettle < 0 || c.ForwardTimeout <= 0, "autopilot, bootstrap and forward timings: must be > 0"},
 		{c.CheckpointGCGrace < 0, "checkpoint gc grace: must be ≥ 0"},
-		{c.EvacuationRate <= 0 || c.EvacuationBurst < 1, "evacuation rate and burst: must be > 0"},
+		{c.EvacuationRate <= 0 || c.EvacuationBurst < 1 || c.EvacuationInflight < 1, "evacuation rate, burst and in-flight moves: must be > 0"},
+		{c.EvacuationThroughput <= 0 || c.EvacuationOverhead < 0, "evacuation throughput must be > 0 and overhead ≥ 0"},
 	}
 	for _, ch := range checks {
 		if ch.bad {

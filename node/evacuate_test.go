@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,4 +110,97 @@ func TestDrainMovesWorkloadsInPriorityOrder(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestPreemptionMakesRoomForCriticalWork: vip (critical, 600 MiB) on a1;
+// b1 and c1 each full with a batch counter (800 of 1024 MiB). Draining a1
+// leaves vip no room anywhere, so one batch counter is preempted: its
+// final checkpoint is committed, it goes back to pending, and vip moves
+// into the room, which nothing else takes meanwhile. Undrained, a1 takes
+// the preempted counter back, restored from that checkpoint.
+func TestPreemptionMakesRoomForCriticalWork(t *testing.T) {
+	bin := buildCounter(t)
+	tc := newTestCluster(t, 0, peerSpec{"a1", "a"}, peerSpec{"b1", "b"}, peerSpec{"c1", "c"})
+	eventually(t, 20*time.Second, "formed", func() error { return shape(tc.status("a1"), 3, 3, 0) })
+	ctx := context.Background()
+	ports := map[string]int{}
+	for _, c := range []struct {
+		id, prio, on string
+		mib          int64
+	}{{"vip", fsm.PriorityCritical, "a1", 600}, {"fill-b", fsm.PriorityBatch, "b1", 800}, {"fill-c", fsm.PriorityBatch, "c1", 800}} {
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[c.id] = ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		spec := fsm.WorkloadSpec{ID: c.id, Command: []string{bin, "--port", strconv.Itoa(ports[c.id])}, Priority: c.prio,
+			Checkpoint: fsm.CheckpointPolicy{Mode: fsm.ModeApp, Interval: fsm.Duration(time.Hour)},
+			Service:    &fsm.Service{Port: ports[c.id]}, Resources: fsm.Resources{MemoryMiB: c.mib},
+			Placement: fsm.Constraints{Prefer: []string{c.on}}}
+		if _, err := tc.node("b1").Submit(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 20*time.Second, c.id+" running on "+c.on, func() error {
+			w, err := tc.node("c1").Workload(ctx, c.id)
+			if err != nil || w.State != string(fsm.WorkloadRunning) || w.Holder != c.on {
+				return fmt.Errorf("%+v %v", w, err)
+			}
+			_, err = getCount(ports[c.id])
+			return err
+		})
+		getCount(ports[c.id]) // 2
+	}
+
+	if _, err := tc.node("c1").Drain(ctx, "a1"); err != nil {
+		t.Fatal(err)
+	}
+	var vip fsm.Workload
+	eventually(t, 30*time.Second, "vip moved off a1", func() error {
+		w, _ := tc.node("c1").view().Workload("vip")
+		vip = w
+		if w.Assignment.Holder == "a1" || w.Assignment.State != fsm.WorkloadRunning {
+			return fmt.Errorf("%+v", w.Assignment)
+		}
+		return nil
+	})
+	if n, err := getCount(ports["vip"]); err != nil || n != 3 {
+		t.Fatalf("vip after the move: GET / = %d, %v; want 3", n, err)
+	}
+	victim := map[string]string{"b1": "fill-b", "c1": "fill-c"}[vip.Assignment.Holder]
+	v, _ := tc.node("c1").view().Workload(victim)
+	if v.Assignment.State != fsm.WorkloadPending || v.Assignment.Holder != "" || !strings.HasPrefix(v.Assignment.Message, "preempted") {
+		t.Fatalf("the workload on vip's new holder %s: %+v, want preempted and pending", vip.Assignment.Holder, v.Assignment)
+	}
+	if len(v.Checkpoints) == 0 {
+		t.Fatalf("%s was preempted without a committed checkpoint", victim)
+	}
+	ms, _ := tc.node("c1").Migrations(ctx)
+	var park *fsm.Migration
+	for i := range ms {
+		if ms[i].Workload == victim {
+			park = &ms[i]
+		}
+	}
+	if park == nil || park.Phase != fsm.PhaseDone || !strings.Contains(park.Reason, "preempted for vip") || park.To != "" {
+		t.Fatalf("the preemption's record: %+v", park)
+	}
+	other := map[string]string{"fill-b": "fill-c", "fill-c": "fill-b"}[victim]
+	if o, _ := tc.node("c1").view().Workload(other); o.Assignment.State != fsm.WorkloadRunning || len(o.Tombstones) != 0 {
+		t.Fatalf("%s was disturbed: %+v", other, o.Assignment)
+	}
+
+	if _, err := tc.node("b1").Undrain(ctx, "a1"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, victim+" placed again", func() error {
+		w, _ := tc.node("c1").view().Workload(victim)
+		if w.Assignment.Holder != "a1" || w.Assignment.State != fsm.WorkloadRunning {
+			return fmt.Errorf("%+v", w.Assignment)
+		}
+		return nil
+	})
+	if n, err := getCount(ports[victim]); err != nil || n != 3 {
+		t.Fatalf("%s restored on a1: GET / = %d, %v; want 3, from its preemption checkpoint", victim, n, err)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lifeboat/lifeboat/fsm"
+	"github.com/lifeboat/lifeboat/placement"
 )
 
 // Fencing and silent loss. A holder's own view of its lease ends at
@@ -94,13 +95,15 @@ func (n *Node) recoverLost(ctx context.Context) {
 		if h.State == fsm.NodeLost && now.Before(h.LeaseExpiry.Add(slack)) {
 			continue // the lost holder may still think it holds the lease
 		}
-		if !n.evac.claim(w.Spec.ID) {
+		if n.evac.busy(w.Spec.ID) {
 			continue
 		}
-		target, err := evacuationTarget(w, h, nodes)
+		target, err := evacuationTarget(w, h, n.evac.withReservations(nodes, w.Spec.ID, now))
 		if err != nil {
-			n.evac.release(w.Spec.ID)
 			n.log.Warn("no node can take a lost holder's workload", "workload", w.Spec.ID, "holder", h.Name, "err", err)
+			continue
+		}
+		if !n.evac.claim(w.Spec.ID, move{on: target, need: placement.Resources{MemoryMiB: w.Spec.Resources.MemoryMiB, CPUMillis: w.Spec.Resources.CPUMillis}}) {
 			continue
 		}
 		n.regrant(ctx, w, h.Name, target)

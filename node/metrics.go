@@ -28,6 +28,9 @@ type metrics struct {
 	migrations      *prometheus.CounterVec
 	fences          prometheus.Counter
 	notices         *prometheus.CounterVec
+	evacMoves       *prometheus.HistogramVec
+	evacLate        prometheus.Counter
+	preemptions     prometheus.Counter
 }
 
 func newMetrics(n *Node) *metrics {
@@ -55,6 +58,13 @@ func newMetrics(n *Node) *metrics {
 			Help: "Times this peer froze its workloads because its own lease ran out."}),
 		notices: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lifeboat_notices_total",
 			Help: "Termination notices and rebalance recommendations this peer received, by kind."}, []string{"kind"}),
+		evacMoves: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "lifeboat_evacuation_move_seconds",
+			Help:    "Moves this leader started off doomed or draining nodes (and preemptions), start to running elsewhere, by result.",
+			Buckets: prometheus.ExponentialBuckets(0.05, 2, 12)}, []string{"result"}),
+		evacLate: prometheus.NewCounter(prometheus.CounterOpts{Name: "lifeboat_evacuation_late_total",
+			Help: "Moves started although the deadline check expected them to finish after the host's deadline."}),
+		preemptions: prometheus.NewCounter(prometheus.CounterOpts{Name: "lifeboat_preemptions_total",
+			Help: "Workloads this leader took off a target to make room for more important evacuees."}),
 	}
 	members := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lifeboat_gossip_members_alive",
 		Help: "Peers gossip sees alive."}, func() float64 {
@@ -77,7 +87,7 @@ func newMetrics(n *Node) *metrics {
 		return float64(n.raft.AppliedIndex())
 	})
 	m.reg.MustRegister(m.leader, m.applySec, m.leaseRenews, m.autopilotN, m.httpReqs, members, applied,
-		m.checkpointBytes, m.transfers, m.transferBytes, m.migrations, m.fences, m.notices,
+		m.checkpointBytes, m.transfers, m.transferBytes, m.migrations, m.fences, m.notices, m.evacMoves, m.evacLate, m.preemptions,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

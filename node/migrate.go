@@ -28,6 +28,13 @@ type migrateRequest struct {
 	// Migration is the record the leader planned the move under; empty
 	// for a move asked by hand, which the holder records itself.
 	Migration string `json:"migration,omitempty"`
+	// Park takes the workload off its holder without a target: the final
+	// checkpoint is committed and the workload is pending again
+	// (preemption). To is empty.
+	Park bool `json:"park,omitempty"`
+	// Index is the leader's Raft index when it planned the move: the
+	// holder checks the target on a replica at least that fresh.
+	Index uint64 `json:"index,omitempty"`
 }
 
 // Migrate moves a workload to node to: on the holder, the final
@@ -41,7 +48,7 @@ func (n *Node) Migrate(ctx context.Context, id, to string) (api.ActionResult, er
 // migrateVia runs a move on the workload's holder.
 func (n *Node) migrateVia(ctx context.Context, req migrateRequest) (api.ActionResult, error) {
 	id, to := req.ID, req.To
-	if err := n.checkTarget(id, to); err != nil {
+	if err := n.checkMove(req); err != nil {
 		return api.ActionResult{}, err
 	}
 	var res runtime.Result
@@ -61,6 +68,43 @@ func (n *Node) migrateVia(ctx context.Context, req migrateRequest) (api.ActionRe
 // migrationID names a new migration record.
 func migrationID(workload string, now time.Time) string {
 	return workload + "-" + strconv.FormatInt(now.UnixNano(), 36)
+}
+
+// checkMove refuses a move that cannot be made: to a node that cannot
+// take the workload, or a park of a workload nobody holds.
+func (n *Node) checkMove(req migrateRequest) error {
+	if !req.Park {
+		return n.checkTarget(req.ID, req.To)
+	}
+	switch w, ok := n.view().Workload(req.ID); {
+	case !ok:
+		return fmt.Errorf("%w: no workload %q", fsm.ErrNotFound, req.ID)
+	case req.To != "":
+		return fmt.Errorf("%w: a park names no target, got %q", api.ErrBadRequest, req.To)
+	case w.Assignment.Holder == "" || w.Assignment.Epoch == 0:
+		return fmt.Errorf("%w: %s has no holder to take it off", api.ErrConflict, req.ID)
+	}
+	return nil
+}
+
+// park commits the final checkpoint (to the standbys) and returns the
+// workload to pending under a CAS on its epoch; it returns once this
+// node's replica shows the workload is no longer its.
+func (n *Node) park(ctx context.Context, w runtime.Workload, c *transfer.Checkpoint, reason string) error {
+	if c != nil {
+		if err := n.commitCheckpoint(ctx, w.Spec.ID, w.Epoch, c); err != nil {
+			return err
+		}
+	}
+	if _, _, err := n.apply(ctx, fsm.WorkloadPreempt{Workload: w.Spec.ID, PrevEpoch: w.Epoch, Reason: reason, At: n.now()}); err != nil {
+		return fmt.Errorf("preempting %s: %w", w.Spec.ID, err)
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restoreWait)
+	defer cancel()
+	return n.waitView(wctx, func(v *fsm.Machine) bool {
+		cur, ok := v.Workload(w.Spec.ID)
+		return !ok || cur.Assignment.Epoch != w.Epoch
+	})
 }
 
 // checkTarget refuses a move to a node that cannot take the workload.
@@ -106,7 +150,17 @@ func (n *Node) checkTarget(id, to string) error {
 // migrateLocal runs a move on this node, the holder.
 func (n *Node) migrateLocal(ctx context.Context, req migrateRequest) (runtime.Result, error) {
 	id, to := req.ID, req.To
-	if err := n.checkTarget(id, to); err != nil {
+	if req.Index > 0 {
+		// The leader planned on its state; a lagging replica here would
+		// refuse the target for room the leader saw freed.
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := n.waitView(wctx, func(v *fsm.Machine) bool { return v.Index() >= req.Index })
+		cancel()
+		if err != nil {
+			return runtime.Result{}, fmt.Errorf("%w: this node's replica did not reach index %d: %v", api.ErrUnavailable, req.Index, err)
+		}
+	}
+	if err := n.checkMove(req); err != nil {
 		return runtime.Result{}, err
 	}
 	w, _ := n.view().Workload(id)
@@ -131,6 +185,9 @@ func (n *Node) migrateLocal(ctx context.Context, req migrateRequest) (runtime.Re
 		return sup.Handoff(ctx, id, func(ctx context.Context, rw runtime.Workload, c *transfer.Checkpoint) error {
 			phase(fsm.PhaseTransferring, 0, nil)
 			var err error
+			if req.Park {
+				return n.park(ctx, rw, c, req.Reason)
+			}
 			epoch, err = n.handoffTo(ctx, rw, c, to, w.Assignment.Standbys)
 			return err
 		})
@@ -139,6 +196,11 @@ func (n *Node) migrateLocal(ctx context.Context, req migrateRequest) (runtime.Re
 		n.metrics.migrations.WithLabelValues("failed").Inc()
 		phase(fsm.PhaseFailed, 0, err)
 		return res, err
+	}
+	if req.Park {
+		n.metrics.migrations.WithLabelValues("ok").Inc()
+		phase(fsm.PhaseDone, 0, nil)
+		return res, nil
 	}
 	phase(fsm.PhaseRestoring, epoch, nil)
 	res.Epoch = epoch

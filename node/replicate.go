@@ -226,6 +226,9 @@ const offerWait = 3 * time.Second
 
 func offerMatches(v *fsm.Machine, peer string, m *transfer.Manifest, digest string) error {
 	w, ok := v.Workload(m.Workload)
+	if ok && slices.ContainsFunc(w.Checkpoints, func(c fsm.CheckpointRecord) bool { return c.Seq == m.Seq && c.Digest == digest }) {
+		return nil // committed: what Raft recorded, from any peer (a fetch)
+	}
 	switch {
 	case !ok:
 		return fmt.Errorf("workload %s is unknown here", m.Workload)

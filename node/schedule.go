@@ -15,7 +15,8 @@ import (
 // first epoch. A workload nobody can take stays pending and is logged.
 func (n *Node) grantPending(ctx context.Context) {
 	workloads := n.machine.Workloads()
-	nodes := n.placementNodes(workloads)
+	// Room a preemption freed for an evacuee is not given away.
+	nodes := n.evac.withReservations(n.placementNodes(workloads), "", n.now())
 	for _, w := range workloads {
 		if w.Assignment.State != fsm.WorkloadPending {
 			continue
@@ -30,7 +31,7 @@ func (n *Node) grantPending(ctx context.Context) {
 		}
 		standbys := placement.ChooseStandbys(req, holder, nodes, w.Spec.Standbys)
 		n.applyLogged(ctx, fsm.WorkloadGrant{Workload: w.Spec.ID, Holder: holder, Standbys: standbys, At: n.now()})
-		nodes = n.placementNodes(n.machine.Workloads())
+		nodes = n.evac.withReservations(n.placementNodes(n.machine.Workloads()), "", n.now())
 	}
 }
 

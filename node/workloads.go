@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/lifeboat/lifeboat/fsm"
@@ -55,6 +56,78 @@ func (c *runtimeCluster) Committed(id string) []fsm.CheckpointRecord {
 		return nil
 	}
 	return w.Checkpoints
+}
+
+// Fetch asks the nodes holding a verified copy of rec, one after the
+// other, to send it here; the transfer server accepts a committed
+// checkpoint whose digest Raft records from any peer.
+func (c *runtimeCluster) Fetch(ctx context.Context, id string, rec fsm.CheckpointRecord) error {
+	body, _ := json.Marshal(sendRequest{Workload: id, Seq: rec.Seq, To: c.n.cfg.Name})
+	var errs []error
+	for _, from := range rec.Standbys {
+		if from == c.n.cfg.Name {
+			continue
+		}
+		addr := c.n.httpAddrOf(from)
+		if addr == "" {
+			errs = append(errs, fmt.Errorf("%s: not reachable", from))
+			continue
+		}
+		if err := c.n.peerCall(ctx, addr, "/v1/internal/send", body, nil); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", from, err))
+			continue
+		}
+		c.n.log.Info("checkpoint fetched", "workload", id, "seq", rec.Seq, "from", from)
+		return nil
+	}
+	if len(errs) == 0 {
+		return fmt.Errorf("no other node holds checkpoint #%d of %s", rec.Seq, id)
+	}
+	return errors.Join(errs...)
+}
+
+// sendRequest asks a node to send a committed checkpoint to another.
+type sendRequest struct {
+	Workload string `json:"workload"`
+	Seq      uint64 `json:"seq"`
+	To       string `json:"to"`
+}
+
+// serveSend sends a committed checkpoint from this node's store to the
+// node that asks for it.
+func (n *Node) serveSend(w http.ResponseWriter, r *http.Request) {
+	var req sendRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1024)).Decode(&req); err != nil {
+		api.WriteError(w, fmt.Errorf("%w: send request: %v", api.ErrBadRequest, err))
+		return
+	}
+	if err := n.sendCommitted(r.Context(), req); err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (n *Node) sendCommitted(ctx context.Context, req sendRequest) error {
+	wl, ok := n.view().Workload(req.Workload)
+	if !ok {
+		return fmt.Errorf("%w: no workload %q", fsm.ErrNotFound, req.Workload)
+	}
+	i := slices.IndexFunc(wl.Checkpoints, func(c fsm.CheckpointRecord) bool { return c.Seq == req.Seq })
+	if i < 0 {
+		return fmt.Errorf("%w: checkpoint #%d of %s is not committed", fsm.ErrNotFound, req.Seq, req.Workload)
+	}
+	if n.sup == nil {
+		return fmt.Errorf("%w: this node runs no workloads", api.ErrUnavailable)
+	}
+	ck, err := n.sup.Store().Get(req.Workload, req.Seq)
+	if err != nil {
+		return fmt.Errorf("%w: %v", fsm.ErrNotFound, err)
+	}
+	if ck.Digest != wl.Checkpoints[i].Digest {
+		return fmt.Errorf("%w: checkpoint #%d of %s here has another digest than Raft records", api.ErrConflict, req.Seq, req.Workload)
+	}
+	return n.ship(ctx, n.members()[req.To], req.To, ck)
 }
 
 // syncLoop keeps the supervisor running exactly the workloads the

@@ -26,6 +26,9 @@ type Cluster interface {
 	Commit(ctx context.Context, id string, epoch uint64, c *transfer.Checkpoint) error
 	// Committed lists the workload's committed checkpoints, oldest first.
 	Committed(id string) []fsm.CheckpointRecord
+	// Fetch brings a committed checkpoint this node lacks into its store
+	// from a node that holds a verified copy.
+	Fetch(ctx context.Context, id string, rec fsm.CheckpointRecord) error
 }
 
 // Config configures a Supervisor.

@@ -78,6 +78,10 @@ func (f *fakeCluster) Committed(id string) []fsm.CheckpointRecord {
 	return append([]fsm.CheckpointRecord(nil), f.records[id]...)
 }
 
+func (f *fakeCluster) Fetch(_ context.Context, id string, rec fsm.CheckpointRecord) error {
+	return fmt.Errorf("fake cluster: no peer to fetch %s#%d from", id, rec.Seq)
+}
+
 // waitReport waits until the latest report starts with prefix.
 func (f *fakeCluster) waitReport(t *testing.T, prefix string) string {
 	t.Helper()

@@ -240,6 +240,17 @@ func (u *unit) start(from *fsm.CheckpointRecord) (*os.Process, Result, error) {
 	dir := ""
 	if from != nil {
 		c, err := u.s.store.Get(w.Spec.ID, from.Seq)
+		if errors.Is(err, transfer.ErrNotFound) {
+			// Granted here without a copy (no standby had room, or a
+			// preempted workload placed anew): fetch it from one.
+			fctx, cancel := context.WithTimeout(u.ctx, checkpointTimeout)
+			ferr := u.s.cluster.Fetch(fctx, w.Spec.ID, *from)
+			cancel()
+			if ferr != nil {
+				return nil, res, fmt.Errorf("%w: checkpoint #%d of %s is not in this node's store and fetching it failed: %v", ErrRestore, from.Seq, w.Spec.ID, ferr)
+			}
+			c, err = u.s.store.Get(w.Spec.ID, from.Seq)
+		}
 		if err != nil {
 			return nil, res, fmt.Errorf("%w: checkpoint #%d of %s is not in this node's store: %v", ErrRestore, from.Seq, w.Spec.ID, err)
 		}
