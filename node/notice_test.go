@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lifeboat/lifeboat/fsm"
+	"github.com/lifeboat/lifeboat/node/api"
 	"github.com/lifeboat/lifeboat/node/cloud"
 )
 
@@ -109,4 +110,72 @@ func TestNoticeEvacuatesTheHost(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestDoomedControlPlaneEvacuatesItself: five peers, three voters and two
+// spares. A notice on the leader's host moves leadership away first and
+// a spare takes its vote; a notice on another voter's host has a spare
+// take that vote too. Through both, one leader leads and three voters
+// vote, none of them doomed.
+func TestDoomedControlPlaneEvacuatesItself(t *testing.T) {
+	watchers := map[string]*fakeWatcher{}
+	peers := []peerSpec{{"a1", "a"}, {"b1", "b"}, {"c1", "c"}, {"d1", "d"}, {"e1", "e"}}
+	for _, p := range peers {
+		watchers[p.name] = &fakeWatcher{notices: make(chan cloud.Notice, 1)}
+	}
+	tc := newTestClusterWith(t, 2, func(c *Config) { c.Watcher = watchers[c.Name] }, peers...)
+	eventually(t, 30*time.Second, "formed", func() error { return shape(tc.status("a1"), 5, 3, 2) })
+
+	doomed := map[string]bool{}
+	notice := func(name string) {
+		doomed[name] = true
+		watchers[name].notices <- cloud.Notice{Cloud: "gcp", Kind: cloud.KindPreempt, Deadline: time.Now().Add(30 * time.Second), SeenAt: time.Now()}
+	}
+	settled := func(from string) func() error {
+		return func() error {
+			st := tc.status(from)
+			voters := 0
+			for _, m := range st.Members {
+				if m.Role == api.RoleVoter {
+					if doomed[m.Name] {
+						return fmt.Errorf("doomed %s still votes: %+v", m.Name, st.Members)
+					}
+					voters++
+				}
+			}
+			if doomed[st.Leader] || st.Leader == "" {
+				return fmt.Errorf("leader %q", st.Leader)
+			}
+			if voters != 3 {
+				return fmt.Errorf("%d voters: %+v", voters, st.Members)
+			}
+			return nil
+		}
+	}
+
+	leader := tc.status("a1").Leader
+	begin := time.Now()
+	notice(leader)
+	var observer string
+	for _, p := range peers {
+		if !doomed[p.name] {
+			observer = p.name
+			break
+		}
+	}
+	eventually(t, 30*time.Second, "leadership and the vote off the doomed leader", settled(observer))
+	t.Logf("doomed leader %s: leadership moved to %s and a spare took its vote %v after the notice",
+		leader, tc.status(observer).Leader, time.Since(begin).Round(time.Millisecond))
+
+	var voter string
+	for _, m := range tc.status(observer).Members {
+		if m.Role == api.RoleVoter && !m.Leader {
+			voter = m.Name
+			break
+		}
+	}
+	begin = time.Now()
+	notice(voter)
+	eventually(t, 30*time.Second, "the vote off the doomed voter", settled(observer))
+	t.Logf("doomed voter %s replaced by a spare %v after the notice", voter, time.Since(begin).Round(time.Millisecond))
 }
