@@ -23,30 +23,7 @@ func TestDrainMovesWorkloadsInPriorityOrder(t *testing.T) {
 	ctx := context.Background()
 	ports := map[string]int{}
 	for _, c := range []struct{ id, prio string }{{"low", fsm.PriorityBatch}, {"vip", fsm.PriorityCritical}} {
-		ln, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[c.id] = ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		spec := fsm.WorkloadSpec{ID: c.id, Command: []string{bin, "--port", strconv.Itoa(ports[c.id])}, Priority: c.prio,
-			Checkpoint: fsm.CheckpointPolicy{Mode: fsm.ModeApp, Interval: fsm.Duration(time.Hour)},
-			Service:    &fsm.Service{Port: ports[c.id]}, Resources: fsm.Resources{MemoryMiB: 16},
-			Placement: fsm.Constraints{Prefer: []string{"a1"}}}
-		if _, err := tc.node("b1").Submit(ctx, spec); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for id, port := range ports {
-		eventually(t, 20*time.Second, id+" running on a1", func() error {
-			w, err := tc.node("c1").Workload(ctx, id)
-			if err != nil || w.State != string(fsm.WorkloadRunning) || w.Holder != "a1" {
-				return fmt.Errorf("%+v %v", w, err)
-			}
-			_, err = getCount(port)
-			return err
-		})
-		getCount(port) // 2
+		ports[c.id] = submitAppCounter(t, tc, bin, c.id, c.prio, "a1", 16)
 	}
 
 	res, err := tc.node("c1").Drain(ctx, "a1")
@@ -128,28 +105,7 @@ func TestPreemptionMakesRoomForCriticalWork(t *testing.T) {
 		id, prio, on string
 		mib          int64
 	}{{"vip", fsm.PriorityCritical, "a1", 600}, {"fill-b", fsm.PriorityBatch, "b1", 800}, {"fill-c", fsm.PriorityBatch, "c1", 800}} {
-		ln, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[c.id] = ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		spec := fsm.WorkloadSpec{ID: c.id, Command: []string{bin, "--port", strconv.Itoa(ports[c.id])}, Priority: c.prio,
-			Checkpoint: fsm.CheckpointPolicy{Mode: fsm.ModeApp, Interval: fsm.Duration(time.Hour)},
-			Service:    &fsm.Service{Port: ports[c.id]}, Resources: fsm.Resources{MemoryMiB: c.mib},
-			Placement: fsm.Constraints{Prefer: []string{c.on}}}
-		if _, err := tc.node("b1").Submit(ctx, spec); err != nil {
-			t.Fatal(err)
-		}
-		eventually(t, 20*time.Second, c.id+" running on "+c.on, func() error {
-			w, err := tc.node("c1").Workload(ctx, c.id)
-			if err != nil || w.State != string(fsm.WorkloadRunning) || w.Holder != c.on {
-				return fmt.Errorf("%+v %v", w, err)
-			}
-			_, err = getCount(ports[c.id])
-			return err
-		})
-		getCount(ports[c.id]) // 2
+		ports[c.id] = submitAppCounter(t, tc, bin, c.id, c.prio, c.on, c.mib)
 	}
 
 	if _, err := tc.node("c1").Drain(ctx, "a1"); err != nil {
@@ -203,4 +159,34 @@ func TestPreemptionMakesRoomForCriticalWork(t *testing.T) {
 	if n, err := getCount(ports[victim]); err != nil || n != 3 {
 		t.Fatalf("%s restored on a1: GET / = %d, %v; want 3, from its preemption checkpoint", victim, n, err)
 	}
+}
+
+// submitAppCounter submits an app-mode counter preferring node on, waits
+// until it runs there and counts 2, and returns its port.
+func submitAppCounter(t *testing.T, tc *testCluster, bin, id, prio, on string, mib int64) int {
+	t.Helper()
+	ctx := context.Background()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	spec := fsm.WorkloadSpec{ID: id, Command: []string{bin, "--port", strconv.Itoa(port)}, Priority: prio,
+		Checkpoint: fsm.CheckpointPolicy{Mode: fsm.ModeApp, Interval: fsm.Duration(time.Hour)},
+		Service:    &fsm.Service{Port: port}, Resources: fsm.Resources{MemoryMiB: mib},
+		Placement: fsm.Constraints{Prefer: []string{on}}}
+	if _, err := tc.node("b1").Submit(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, id+" running on "+on, func() error {
+		w, err := tc.node("c1").Workload(ctx, id)
+		if err != nil || w.State != string(fsm.WorkloadRunning) || w.Holder != on {
+			return fmt.Errorf("%+v %v", w, err)
+		}
+		_, err = getCount(port)
+		return err
+	})
+	getCount(port) // 2
+	return port
 }
