@@ -247,9 +247,15 @@ func (s *Supervisor) signalAll(sig syscall.Signal) []string {
 	var ids []string
 	for id, u := range s.units {
 		if pid := u.pid(); pid > 0 {
+			if sig == syscall.SIGSTOP {
+				u.frozen.Store(true) // before the signal: a terminate racing it must not thaw
+			}
 			if err := syscall.Kill(-pid, sig); err != nil {
 				s.log.Warn("signalling a workload failed", "workload", id, "signal", sig, "err", err)
 				continue
+			}
+			if sig == syscall.SIGCONT {
+				u.frozen.Store(false)
 			}
 			ids = append(ids, id)
 		}

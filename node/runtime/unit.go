@@ -68,6 +68,9 @@ type unit struct {
 	epoch uint64
 
 	curPID atomic.Int64 // the running process, 0 when none
+	// frozen reports that a fence stopped the process (SIGSTOP) and no
+	// thaw resumed it since; the supervisor sets it under its lock.
+	frozen atomic.Bool
 }
 
 // pid is the running process's host PID, 0 when none runs.
@@ -155,6 +158,7 @@ func (u *unit) run() {
 		}
 		u.report(fsm.WorkloadRunning, startMessage(res))
 		started := time.Now()
+		u.frozen.Store(false) // a start waits out any fence: this process was never frozen
 		u.curPID.Store(int64(proc.Pid))
 		out := u.serve(proc)
 		u.curPID.Store(0)
@@ -342,9 +346,20 @@ func (u *unit) handle(r request, proc *os.Process, waitCh chan error) (outcome, 
 	}
 }
 
-// terminate stops the process: SIGTERM (and SIGCONT, in case a fence
-// froze it), then SIGKILL after StopTimeout.
+// terminate stops the process: SIGTERM (and SIGCONT, in case it was
+// stopped otherwise), then SIGKILL after StopTimeout. A process a fence
+// froze gets SIGKILL at once: it is stopped because another node may be
+// running the workload by now (this is how a healed holder drops a
+// workload that was re-granted away), and a SIGCONT would let it serve
+// again, if only until its SIGTERM handler ran.
 func (u *unit) terminate(proc *os.Process, waitCh chan error) {
+	if u.frozen.Load() {
+		u.s.log.Warn("killing a frozen workload without thawing it", "workload", u.spec.ID, "pid", proc.Pid)
+		_ = syscall.Kill(-proc.Pid, syscall.SIGKILL)
+		_ = proc.Kill()
+		<-waitCh
+		return
+	}
 	_ = proc.Signal(syscall.SIGTERM)
 	_ = syscall.Kill(-proc.Pid, syscall.SIGCONT)
 	select {
