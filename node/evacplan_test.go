@@ -62,6 +62,9 @@ func TestPlanEvacuationStartsWhatFitsFirst(t *testing.T) {
 		planWorkload("big-normal", fsm.PriorityNormal, "d", 4096, 3),
 		planWorkload("elsewhere", fsm.PriorityBatch, "other", 8192, 4), // its host has no deadline
 	}
+	for i := range todo {
+		todo[i].Spec.Checkpoint.Mode = fsm.ModeCRIU // sized by their memory
+	}
 	// 100 MB/s: 8 GiB takes ~86 s, 4 GiB ~43 s, 16 MiB 0.17 s (+0.5 s each).
 	est := (&evacuation{}).estimator(100e6, 500*time.Millisecond)
 	plan := planEvacuation(todo, map[string]time.Duration{"d": 30 * time.Second}, est, 1, 8)
@@ -103,12 +106,20 @@ func TestPlanEvacuationCountsThePace(t *testing.T) {
 func TestEvacuationEstimator(t *testing.T) {
 	e := &evacuation{}
 	w := planWorkload("w", fsm.PriorityNormal, "d", 100, 0) // 100 MiB
+	w.Spec.Checkpoint.Mode = fsm.ModeCRIU                   // CRIU dumps the memory
+	if got := (&evacuation{}).estimator(100e6, 0)(planWorkload("app", fsm.PriorityNormal, "d", 100, 0)); got != 0 {
+		t.Fatalf("an app-mode workload without a checkpoint: %v, want only the overhead", got)
+	}
 	if got := e.estimator(100e6, 0)(w); got < 1040*time.Millisecond || got > 1050*time.Millisecond {
 		t.Fatalf("100 MiB at the assumed 100 MB/s: %v", got)
 	}
 	w.Checkpoints = []fsm.CheckpointRecord{{Seq: 1, Bytes: 10e6}}
 	if got := e.estimator(100e6, 0)(w); got != 100*time.Millisecond {
 		t.Fatalf("10 MB checkpoint: %v", got)
+	}
+	e.measured(1000, 10*time.Second, 0) // too small to tell the throughput: ignored
+	if got := e.estimator(100e6, 0)(w); got != 100*time.Millisecond {
+		t.Fatalf("after a tiny move: %v", got)
 	}
 	e.measured(50e6, 1500*time.Millisecond, 500*time.Millisecond) // 50 MB/s measured
 	if got := e.estimator(100e6, 0)(w); got != 200*time.Millisecond {

@@ -174,7 +174,7 @@ func (n *Node) evacuate(ctx context.Context) {
 			n.log.Warn("evacuation not recorded", "workload", w.Spec.ID, "err", err)
 			return
 		}
-		n.startMove(ctx, migrateRequest{ID: w.Spec.ID, To: target, Reason: reason, Migration: mig.ID, Index: idx}, from, w.Spec.Resources.MemoryMiB)
+		n.startMove(ctx, migrateRequest{ID: w.Spec.ID, To: target, Reason: reason, Migration: mig.ID, Index: idx}, from)
 	}
 }
 
@@ -198,7 +198,7 @@ func (n *Node) preempt(ctx context.Context, w fsm.Workload, on string, victims [
 			return
 		}
 		n.metrics.preemptions.Inc()
-		n.startMove(ctx, migrateRequest{ID: v.Spec.ID, Park: true, Reason: reason, Migration: mig.ID, Index: idx}, on, 0)
+		n.startMove(ctx, migrateRequest{ID: v.Spec.ID, Park: true, Reason: reason, Migration: mig.ID, Index: idx}, on)
 	}
 }
 
@@ -206,9 +206,8 @@ func (n *Node) preempt(ctx context.Context, w fsm.Workload, on string, victims [
 // an abandoned move record from one in progress.
 const checkpointWait = 2 * time.Minute
 
-// startMove runs one move in a goroutine the evacuation owns. memMiB, when
-// the move has no checkpoint bytes to show, sizes it for the throughput.
-func (n *Node) startMove(ctx context.Context, req migrateRequest, from string, memMiB int64) {
+// startMove runs one move in a goroutine the evacuation owns.
+func (n *Node) startMove(ctx context.Context, req migrateRequest, from string) {
 	id, to := req.ID, req.To
 	n.log.Info("evacuating", "workload", id, "from", from, "to", to, "reason", req.Reason, "park", req.Park)
 	n.evac.wg.Add(1)
@@ -230,11 +229,7 @@ func (n *Node) startMove(ctx context.Context, req migrateRequest, from string, m
 		}
 		n.metrics.evacMoves.WithLabelValues("ok").Observe(took.Seconds())
 		if !req.Park {
-			bytes := res.Bytes
-			if bytes == 0 {
-				bytes = memMiB << 20
-			}
-			n.evac.measured(bytes, took, n.cfg.EvacuationOverhead)
+			n.evac.measured(res.Bytes, took, n.cfg.EvacuationOverhead)
 		}
 		n.log.Info("evacuated", "workload", id, "from", from, "to", to, "took", took.Round(time.Millisecond))
 	}()
@@ -350,8 +345,15 @@ func (e *evacuation) withReservations(nodes []placement.Node, except string, now
 	return out
 }
 
+// minMeasured is the smallest move that tells the throughput: a smaller
+// one's time is all overhead.
+const minMeasured = 8 << 20
+
 // measured folds one finished move into the throughput estimate.
 func (e *evacuation) measured(bytes int64, took, overhead time.Duration) {
+	if bytes < minMeasured {
+		return
+	}
 	d := max(took-overhead, 10*time.Millisecond)
 	bps := float64(bytes) / d.Seconds()
 	e.mu.Lock()
@@ -364,8 +366,10 @@ func (e *evacuation) measured(bytes int64, took, overhead time.Duration) {
 }
 
 // estimator returns how long moving a workload is expected to take: the
-// overhead plus its bytes (its latest checkpoint, else its memory) at the
-// measured throughput, or at assumed until a move has measured it.
+// overhead plus its bytes at the measured throughput, or at assumed until
+// a move has measured it. Its bytes are its latest checkpoint's; without
+// one, a criu workload's memory (CRIU dumps it), and nothing for app and
+// none (their state is what the application writes, not its memory).
 func (e *evacuation) estimator(assumed float64, overhead time.Duration) func(fsm.Workload) time.Duration {
 	e.mu.Lock()
 	bps := e.bps
@@ -374,7 +378,10 @@ func (e *evacuation) estimator(assumed float64, overhead time.Duration) func(fsm
 		bps = assumed
 	}
 	return func(w fsm.Workload) time.Duration {
-		bytes := w.Spec.Resources.MemoryMiB << 20
+		var bytes int64
+		if w.Spec.Checkpoint.Mode == fsm.ModeCRIU {
+			bytes = w.Spec.Resources.MemoryMiB << 20
+		}
 		if k := len(w.Checkpoints); k > 0 {
 			bytes = w.Checkpoints[k-1].Bytes
 		}

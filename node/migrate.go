@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -96,7 +97,10 @@ func (n *Node) park(ctx context.Context, w runtime.Workload, c *transfer.Checkpo
 			return err
 		}
 	}
-	if _, _, err := n.apply(ctx, fsm.WorkloadPreempt{Workload: w.Spec.ID, PrevEpoch: w.Epoch, Reason: reason, At: n.now()}); err != nil {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.cfg.ForwardTimeout) // as in handoffTo
+	_, _, err := n.apply(actx, fsm.WorkloadPreempt{Workload: w.Spec.ID, PrevEpoch: w.Epoch, Reason: reason, At: n.now()})
+	cancel()
+	if err != nil {
 		return fmt.Errorf("preempting %s: %w", w.Spec.ID, err)
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), restoreWait)
@@ -225,8 +229,21 @@ func (n *Node) handoffTo(ctx context.Context, w runtime.Workload, c *transfer.Ch
 	}
 	rest := slices.DeleteFunc(slices.Clone(standbys), func(s string) bool { return s == to })
 	grant := fsm.WorkloadGrant{Workload: w.Spec.ID, Holder: to, Standbys: rest, PrevEpoch: w.Epoch, At: n.now()}
-	idx, _, err := n.apply(ctx, grant)
+	// Not under ctx: the grant, once applied here, stops the unit whose
+	// context ctx is — possibly before the leader's answer to a forwarded
+	// apply arrives, which would report a committed grant as failed.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.cfg.ForwardTimeout)
+	idx, _, err := n.apply(actx, grant)
+	cancel()
 	if err != nil {
+		// The outcome is unknown: the grant may have committed all the
+		// same. Starting the workload here again would then run it twice,
+		// so look for the grant in the replica first.
+		unknown := errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, api.ErrUnavailable)
+		if e, ok := n.grantSeen(ctx, w.Spec.ID, w.Epoch, to); unknown && ok {
+			n.log.Warn("the grant's answer was lost but the replica shows it", "workload", w.Spec.ID, "to", to, "epoch", e, "err", err)
+			return e, nil
+		}
 		return 0, fmt.Errorf("granting %s to %s: %w", w.Spec.ID, to, err)
 	}
 	// The grant is committed: the workload is the target's now. Wait for
@@ -240,6 +257,23 @@ func (n *Node) handoffTo(ctx context.Context, w runtime.Workload, c *transfer.Ch
 		return !ok || cur.Assignment.Epoch >= idx
 	})
 	return idx, err
+}
+
+// grantSeen waits briefly for this node's replica to show id granted to
+// `to` after epoch prev, and returns that epoch.
+func (n *Node) grantSeen(ctx context.Context, id string, prev uint64, to string) (uint64, bool) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*n.cfg.ForwardTimeout)
+	defer cancel()
+	var epoch uint64
+	err := n.waitView(wctx, func(v *fsm.Machine) bool {
+		cur, ok := v.Workload(id)
+		if ok && cur.Assignment.Epoch > prev && cur.Assignment.Holder == to {
+			epoch = cur.Assignment.Epoch
+			return true
+		}
+		return ok && cur.Assignment.Epoch > prev // granted elsewhere: not ours to claim
+	})
+	return epoch, err == nil && epoch != 0
 }
 
 // waitRunning waits until the workload runs under epoch (or fails).
