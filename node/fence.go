@@ -45,11 +45,18 @@ func (n *Node) fenceLoop(ctx context.Context) {
 			n.sup.Fence(true)
 			n.log.Warn("lease ran out: workloads frozen", "valid_until", valid, "frozen", n.sup.Freeze())
 			n.metrics.fences.Inc()
+		case !expired && fenced && !n.leaseCaughtUp():
+			// Renewed, but the replica may not show yet a re-grant the
+			// leader made meanwhile: stay frozen until it has caught up.
 		case !expired && fenced:
 			fenced = false
 			n.mu.Lock()
 			n.fencedAt = time.Time{}
 			n.mu.Unlock()
+			// Drop what is no longer granted here first, under the
+			// supervisor's lock: Thaw then never touches it, and it dies
+			// frozen.
+			n.sup.Sync(n.desired(n.view()))
 			n.log.Warn("lease renewed: workloads thawed", "thawed", n.sup.Thaw())
 			n.sup.Fence(false)
 		}

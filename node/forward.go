@@ -155,7 +155,7 @@ func (n *Node) serveLease(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, fmt.Errorf("%w: %v", api.ErrNoLeader, err))
 		return
 	}
-	writeJSON(w, map[string]string{"renewed": string(b)})
+	writeJSON(w, leaseAnswer{Renewed: string(b), Index: n.machine.Index()})
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

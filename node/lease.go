@@ -109,7 +109,7 @@ func (n *Node) renewLoop(ctx context.Context) {
 	for sleep(ctx, n.cfg.renewEvery()) {
 		sent := n.now()
 		rctx, cancel := context.WithTimeout(ctx, n.cfg.renewEvery())
-		err := n.renewOnce(rctx)
+		index, err := n.renewOnce(rctx)
 		cancel()
 		if err != nil {
 			n.log.Debug("lease renewal failed", "err", err)
@@ -117,19 +117,45 @@ func (n *Node) renewLoop(ctx context.Context) {
 		}
 		n.mu.Lock()
 		n.leaseSentAt = sent
+		n.leaseIndex = max(n.leaseIndex, index)
 		n.mu.Unlock()
 	}
 }
 
-func (n *Node) renewOnce(ctx context.Context) error {
+// renewOnce renews the lease and returns the leader's applied index once
+// the renewal is in: every grant the leader made before it is at or below.
+func (n *Node) renewOnce(ctx context.Context) (uint64, error) {
 	if n.isLeader() {
-		return n.leases.renew(ctx, n.cfg.Name)
+		if err := n.leases.renew(ctx, n.cfg.Name); err != nil {
+			return 0, err
+		}
+		return n.machine.Index(), nil
 	}
 	leader := n.httpAddrOf(n.leaderName())
 	if leader == "" {
-		return fmt.Errorf("renewing the lease: %w", api.ErrNoLeader)
+		return 0, fmt.Errorf("renewing the lease: %w", api.ErrNoLeader)
 	}
-	return n.peerCall(ctx, leader, "/v1/internal/lease", []byte(n.cfg.Name), nil)
+	var ans leaseAnswer
+	err := n.peerCall(ctx, leader, "/v1/internal/lease", []byte(n.cfg.Name), &ans)
+	return ans.Index, err
+}
+
+// leaseAnswer is the leader's answer to a renewal.
+type leaseAnswer struct {
+	Renewed string `json:"renewed"`
+	// Index is the leader's applied index after the renewal.
+	Index uint64 `json:"index"`
+}
+
+// leaseCaughtUp reports whether this node's replica has applied what the
+// leader had when it last renewed this node's lease: a fenced holder
+// thaws only then, so that a re-grant made while it was cut off is seen
+// (and its copy killed) before the copy could run again.
+func (n *Node) leaseCaughtUp() bool {
+	n.mu.Lock()
+	idx := n.leaseIndex
+	n.mu.Unlock()
+	return n.view().Index() >= idx
 }
 
 // LeaseValidUntil is when this node's own view of its lease ends: the send

@@ -60,6 +60,8 @@ type Node struct {
 	leaderSince time.Time
 	// leaseSentAt is the send time of the last acknowledged lease renewal.
 	leaseSentAt time.Time
+	// leaseIndex is the leader's applied index at the last renewal.
+	leaseIndex uint64
 	// mirrorIndex and mirrorServers are the last mirror fetched.
 	mirrorIndex   uint64
 	mirrorServers []raft.Server
