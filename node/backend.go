@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"sort"
 
 	"github.com/lifeboat/lifeboat/fsm"
@@ -129,6 +131,51 @@ func (n *Node) AppendResult(ctx context.Context, id string, epoch uint64, value 
 		return fsm.Result{}, fmt.Errorf("decoding the appended result: %w", err)
 	}
 	return res, nil
+}
+
+// Results reads a workload's fenced results log linearizably: on the
+// leader, after a barrier (every entry committed before the read is
+// applied, and the leader still leads), or forwarded to it.
+func (n *Node) Results(ctx context.Context, id string) ([]fsm.Result, error) {
+	if n.isLeader() {
+		return n.resultsLocal(id)
+	}
+	leader := n.httpAddrOf(n.leaderName())
+	if leader == "" {
+		return nil, fmt.Errorf("%w: the cluster has no leader yet; retry shortly", api.ErrNoLeader)
+	}
+	var out []fsm.Result
+	err := n.peerCall(ctx, leader, "/v1/internal/results", []byte(id), &out)
+	return out, err
+}
+
+func (n *Node) serveResults(w http.ResponseWriter, r *http.Request) {
+	id, err := io.ReadAll(io.LimitReader(r.Body, 256))
+	if err != nil {
+		api.WriteError(w, fmt.Errorf("%w: %v", api.ErrBadRequest, err))
+		return
+	}
+	if !n.isLeader() {
+		api.WriteError(w, fmt.Errorf("%w: %s does not lead", api.ErrNoLeader, n.cfg.Name))
+		return
+	}
+	res, err := n.resultsLocal(string(id))
+	if err != nil {
+		api.WriteError(w, err)
+		return
+	}
+	writeJSON(w, res)
+}
+
+func (n *Node) resultsLocal(id string) ([]fsm.Result, error) {
+	if err := n.raft.Barrier(n.cfg.ForwardTimeout).Error(); err != nil {
+		return nil, fmt.Errorf("%w: %v", api.ErrNoLeader, err)
+	}
+	w, ok := n.machine.Workload(id)
+	if !ok {
+		return nil, fmt.Errorf("%w: no workload %q", fsm.ErrNotFound, id)
+	}
+	return w.Results, nil
 }
 
 // Migrations lists the migration records.

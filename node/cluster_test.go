@@ -137,6 +137,14 @@ func TestMemberForwardsAndMirrors(t *testing.T) {
 	if _, err := m.AppendResult(ctx, "w1", w.Epoch+1, "late"); !errors.Is(err, fsm.ErrStaleEpoch) {
 		t.Fatalf("result with a wrong epoch: %v, want ErrStaleEpoch", err)
 	}
+	// The log reads from the leader, so a member's read shows the append
+	// it just made even before its own mirror does.
+	if res, err := m.Results(ctx, "w1"); err != nil || len(res) != 1 || res[0].Value != "ok" || res[0].Epoch != w.Epoch {
+		t.Fatalf("results through a member: %+v %v, want the one append", res, err)
+	}
+	if _, err := m.Results(ctx, "ghost"); !errors.Is(err, fsm.ErrNotFound) {
+		t.Fatalf("results of an unknown workload: %v, want ErrNotFound", err)
+	}
 	if err := m.Ready(); err != nil {
 		t.Fatalf("member not ready: %v", err)
 	}

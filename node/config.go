@@ -68,6 +68,11 @@ type Config struct {
 	DriftBound float64
 	// LockDelay is added before a lost holder's workloads are re-granted.
 	LockDelay time.Duration
+	// UnsafeNoFencing switches fencing off, for the Jepsen harness's
+	// negative control only: a holder whose lease runs out keeps its
+	// workloads running, and a lost node's workloads are re-granted at
+	// once instead of after TTL·ρ + LockDelay. Never in production.
+	UnsafeNoFencing bool
 
 	// Raft timings (see FINDINGS: 200/200/100 ms elects in ~0.4 s).
 	RaftHeartbeat   time.Duration

@@ -79,6 +79,9 @@ func (n *Node) recoverLost(ctx context.Context) {
 	v := n.machine
 	now := n.now()
 	slack := time.Duration(float64(n.cfg.LeaseTTL)*n.cfg.DriftBound) + n.cfg.LockDelay
+	if n.cfg.UnsafeNoFencing {
+		slack = 0
+	}
 	gone := map[string]fsm.Node{}
 	for _, rec := range v.Nodes() {
 		if rec.State == fsm.NodeLost || rec.State == fsm.NodeLeft {

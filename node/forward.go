@@ -121,6 +121,7 @@ func (n *Node) registerInternal(s *api.Server) {
 	s.Handle("POST /v1/internal/restart", n.serveRestart)
 	s.Handle("POST /v1/internal/migrate", n.serveMigrate)
 	s.Handle("POST /v1/internal/send", n.serveSend)
+	s.Handle("POST /v1/internal/results", n.serveResults)
 }
 
 func (n *Node) serveApply(w http.ResponseWriter, r *http.Request) {

@@ -135,7 +135,11 @@ func (n *Node) Start() error {
 	n.goLoop(ctx, "mirror", n.mirrorLoop)
 	n.goLoop(ctx, "sync", n.syncLoop)
 	n.goLoop(ctx, "gc", n.gcLoop)
-	n.goLoop(ctx, "fence", n.fenceLoop)
+	if n.cfg.UnsafeNoFencing {
+		n.log.Warn("fencing is switched off (--unsafe-disable-fencing): two holders may serve one workload at once")
+	} else {
+		n.goLoop(ctx, "fence", n.fenceLoop)
+	}
 	n.goLoop(ctx, "watch", n.watchLoop)
 	n.log.Info("peer started", "addr", n.addr, "http", n.cfg.HTTPPort, "raft", n.cfg.RaftPort, "gossip", n.cfg.GossipPort)
 	return nil
@@ -220,6 +224,7 @@ func (n *Node) startRuntime() error {
 	}
 	rc := runtime.DefaultConfig(n.cfg.DataDir)
 	rc.Logger = n.log.With("part", "runtime")
+	rc.Env = []string{"LIFEBOAT_API=http://" + net.JoinHostPort(n.cfg.advertise(), strconv.Itoa(n.cfg.HTTPPort))}
 	rc.Keep = fsm.KeepCheckpoints + 1 // the committed ones and the one in flight; gcLoop trims the rest
 	sup, err := runtime.New(rc, &runtimeCluster{n: n}, cks...)
 	if err != nil {

@@ -93,6 +93,8 @@ func (af *agentFlags) register(cmd *cobra.Command) {
 	f.Int64Var(&c.Capacity.MemoryMiB, "memory-mib", 0, "memory offered to workloads (default: the host's memory less 10 %)")
 	f.Int64Var(&c.Capacity.CPUMillis, "cpu-millis", 0, "CPU offered to workloads in millicores (default: all cores)")
 	f.DurationVar(&c.LeaseTTL, "lease-ttl", c.LeaseTTL, "node lease lifetime; renewed every TTL/3")
+	f.BoolVar(&c.UnsafeNoFencing, "unsafe-disable-fencing", false, "TESTS ONLY: switch fencing off (the Jepsen negative control)")
+	_ = f.MarkHidden("unsafe-disable-fencing")
 	f.StringVar(&af.criuPath, "criu", host.FindCRIU(), "criu binary for the criu checkpoint mode (\"\": none; the mode is offered only when `lifeboat doctor` says it works)")
 	f.StringVar(&af.logLevel, "log-level", "info", "debug|info|warn|error")
 	f.StringVar(&af.logFormat, "log-format", "text", "text|json")

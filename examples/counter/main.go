@@ -35,11 +35,16 @@ type counter struct {
 	count   uint64
 	ballast []byte
 	touches byte
+	// results, when set (--results), makes every increment durable in the
+	// fenced results log before it is answered (results.go).
+	results  *resultsLog
+	appendMu sync.Mutex // serialises durable increments
 }
 
 func main() {
 	port := flag.Int("port", 8080, "port to listen on (all addresses, so a restore on another host answers)")
 	ballastMiB := flag.Int("ballast-mib", 0, "MiB of touched memory to hold")
+	results := flag.Bool("results", false, "acknowledge an increment (GET /?tag=T) only once COUNT@T is in the fenced results log; continue past the log's largest count on start")
 	flag.Parse()
 	c := &counter{ballast: make([]byte, *ballastMiB<<20)}
 	c.touch(100)
@@ -48,6 +53,17 @@ func main() {
 			log.Fatalf("restoring from %s: %v", dir, err)
 		}
 		log.Printf("restored count %d from %s", c.count, dir)
+	}
+	if *results {
+		l, err := newResultsLog(os.Getenv("LIFEBOAT_API"), os.Getenv("LIFEBOAT_WORKLOAD"), os.Getenv("LIFEBOAT_EPOCH"))
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := c.catchUp(l, 20*time.Second); err != nil {
+			log.Fatalf("reading the results log: %v", err)
+		}
+		c.results = l
+		log.Printf("results mode: continuing from count %d", c.count)
 	}
 	ln, err := net.Listen("tcp4", fmt.Sprintf("0.0.0.0:%d", *port))
 	if err != nil {
@@ -60,6 +76,10 @@ func main() {
 func (c *counter) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		if c.results != nil {
+			c.incrDurable(w, r)
+			return
+		}
 		c.mu.Lock()
 		c.count++
 		n := c.count
@@ -67,6 +87,7 @@ func (c *counter) routes() http.Handler {
 		fmt.Fprintln(w, n)
 	})
 	mux.HandleFunc("GET /value", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Lifeboat-Epoch", os.Getenv("LIFEBOAT_EPOCH"))
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		fmt.Fprintln(w, c.count)

@@ -74,6 +74,13 @@ func (c *Client) AppendResult(ctx context.Context, id string, epoch uint64, valu
 	return res, err
 }
 
+// Results reads the workload's fenced results log (linearizably).
+func (c *Client) Results(ctx context.Context, id string) ([]Result, error) {
+	var res []Result
+	err := c.Do(ctx, http.MethodGet, "/v1/workloads/"+url.PathEscape(id)+"/results", nil, "", &res)
+	return res, err
+}
+
 // Checkpoint asks the workload's holder for a checkpoint now.
 func (c *Client) Checkpoint(ctx context.Context, id string) (ActionResult, error) {
 	var res ActionResult

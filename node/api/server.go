@@ -28,6 +28,9 @@ type Backend interface {
 	Submit(ctx context.Context, spec fsm.WorkloadSpec) (Workload, error)
 	Remove(ctx context.Context, id string) error
 	AppendResult(ctx context.Context, id string, epoch uint64, value string) (fsm.Result, error)
+	// Results is the workload's fenced results log, read linearizably
+	// (on the leader, after a barrier).
+	Results(ctx context.Context, id string) ([]fsm.Result, error)
 	Migrations(ctx context.Context) ([]fsm.Migration, error)
 	// Checkpoint takes a checkpoint of a workload now, on its holder.
 	Checkpoint(ctx context.Context, id string) (ActionResult, error)
@@ -85,6 +88,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/workloads/{id}", s.guard(false, s.workload))
 	s.mux.HandleFunc("DELETE /v1/workloads/{id}", s.guard(true, s.remove))
 	s.mux.HandleFunc("POST /v1/workloads/{id}/results", s.guard(true, s.appendResult))
+	s.mux.HandleFunc("GET /v1/workloads/{id}/results", s.guard(false, s.results))
 	s.mux.HandleFunc("POST /v1/workloads/{id}/checkpoint", s.guard(true, s.checkpoint))
 	s.mux.HandleFunc("POST /v1/workloads/{id}/restart", s.guard(true, s.restart))
 	s.mux.HandleFunc("POST /v1/workloads/{id}/migrate", s.guard(true, s.migrate))
@@ -177,6 +181,14 @@ func (s *Server) appendResult(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.backend.AppendResult(r.Context(), r.PathValue("id"), epoch, string(body))
 	respond(w, http.StatusCreated, res, err)
+}
+
+func (s *Server) results(w http.ResponseWriter, r *http.Request) {
+	res, err := s.backend.Results(r.Context(), r.PathValue("id"))
+	if res == nil {
+		res = []fsm.Result{}
+	}
+	respond(w, http.StatusOK, res, err)
 }
 
 func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request) {

@@ -59,6 +59,7 @@ func workloadEnv(w Workload, extra []string) []string {
 	for _, k := range keys {
 		env = append(env, k+"="+w.Spec.Env[k])
 	}
+	env = append(env, w.Env...)
 	env = append(env,
 		"GODEBUG=multipathtcp=0",
 		"LIFEBOAT_WORKLOAD="+w.Spec.ID,

@@ -19,6 +19,8 @@ type Workload struct {
 	// Dir is the workload's own directory in the data dir; its stdout and
 	// stderr go to Dir/output.log.
 	Dir string
+	// Env is added to the environment the node gives every workload.
+	Env []string
 }
 
 // LogPath is where the workload's stdout and stderr go.

@@ -41,7 +41,10 @@ type Config struct {
 	RestartMin, RestartMax time.Duration
 	// StopTimeout is how long a stopped workload gets after SIGTERM.
 	StopTimeout time.Duration
-	Logger      *slog.Logger
+	// Env is added to every workload's environment (LIFEBOAT_API: the
+	// local peer's admin API, for the fenced results log).
+	Env    []string
+	Logger *slog.Logger
 }
 
 // DefaultConfig returns production settings for dataDir.

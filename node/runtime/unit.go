@@ -85,7 +85,7 @@ func newUnit(s *Supervisor, d Desired, ck Checkpointer) *unit {
 func (u *unit) workload() Workload {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return Workload{Spec: u.spec, Epoch: u.epoch, Dir: filepath.Join(u.s.cfg.DataDir, "workloads", u.spec.ID)}
+	return Workload{Spec: u.spec, Epoch: u.epoch, Dir: filepath.Join(u.s.cfg.DataDir, "workloads", u.spec.ID), Env: u.s.cfg.Env}
 }
 
 func (u *unit) setEpoch(e uint64) {
