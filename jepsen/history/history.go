@@ -56,6 +56,12 @@ type Op struct {
 	Index    uint64        `json:"index,omitempty"` // incr: the Raft index of its result
 	Log      []Entry       `json:"log,omitempty"`
 	Error    string        `json:"error,omitempty"`
+	// Tag is, for an incr, the unique tag the client sent with it, which
+	// the workload appends to its results log as "COUNT@TAG"; for a
+	// stale op, the value it tried to append. It is chosen before the
+	// request is sent (ID is only known once the op is recorded), so an
+	// incr of unknown outcome can still be found in the log.
+	Tag string `json:"tag,omitempty"`
 }
 
 // Entry is one result in a workload's fenced results log.
