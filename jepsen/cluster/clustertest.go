@@ -1,0 +1,79 @@
+package cluster
+
+import (
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Require skips the test when root, ip, nsenter or nft is missing, except
+// under CI=true, where that is a failure.
+func Require(t testing.TB) {
+	t.Helper()
+	why := ""
+	if os.Geteuid() != 0 {
+		why = "needs root (network namespaces)"
+	}
+	for _, tool := range []string{"ip", "nsenter", "nft"} {
+		if _, err := exec.LookPath(tool); err != nil && why == "" {
+			why = "needs " + tool + " on PATH"
+		}
+	}
+	if why == "" {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI=true: %s", why)
+	}
+	t.Skip(why)
+}
+
+// TestConfig is a config for tests: hosts hosts on subnet with label
+// prefix, a lease TTL of 3 s, data under t.TempDir(), logs into t.Log,
+// and the agent built from this module (or $LIFEBOAT_BIN). It calls
+// Require.
+func TestConfig(t testing.TB, prefix, subnet string, hosts int) Config {
+	t.Helper()
+	Require(t)
+	cfg := DefaultConfig()
+	cfg.Hosts, cfg.Prefix, cfg.Subnet = hosts, prefix, subnet
+	cfg.Dir = t.TempDir()
+	cfg.Bin = os.Getenv("LIFEBOAT_BIN")
+	if cfg.Bin == "" {
+		cfg.Bin = filepath.Join(t.TempDir(), "lifeboat")
+		out, err := exec.Command("go", "build", "-o", cfg.Bin, "github.com/lifeboat/lifeboat/cmd/lifeboat").CombinedOutput()
+		if err != nil {
+			t.Fatalf("building the agent: %v\n%s", err, out)
+		}
+	}
+	cfg.AgentArgs = []string{"--lease-ttl", "3s"}
+	cfg.Logger = slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return cfg
+}
+
+// tWriter sends log lines to t.Log.
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// DumpOnFailure logs the last 60 lines of every agent's log if t failed.
+// Call it deferred, before Close.
+func DumpOnFailure(t testing.TB, c *Cluster) {
+	if !t.Failed() {
+		return
+	}
+	for _, h := range c.Hosts {
+		b, _ := os.ReadFile(h.LogPath())
+		lines := strings.Split(string(b), "\n")
+		if len(lines) > 60 {
+			lines = lines[len(lines)-60:]
+		}
+		t.Logf("---- %s (%s) ----\n%s", h.Name, h.LogPath(), strings.Join(lines, "\n"))
+	}
+}

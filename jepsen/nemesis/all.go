@@ -1,0 +1,18 @@
+package nemesis
+
+import "time"
+
+// DefaultPauseHold is the least time All's pause keeps an agent stopped:
+// above the agent's default lease TTL (6 s).
+const DefaultPauseHold = 7 * time.Second
+
+// All is every nemesis, those acting on a workload's holder choosing among
+// workloads. Delay always, and Ring on fewer than 4 hosts, are dropped by
+// Run (ErrUnsupported, ErrTooFewHosts).
+func All(workloads []string) []Nemesis {
+	return []Nemesis{
+		PartitionHalves{}, IsolateLeader{}, IsolateHolder(workloads...), OneWay{}, Ring{},
+		Flaky{Percent: 25}, Delay{}, Pause{Hold: DefaultPauseHold}, KillRestart{},
+		Notice{}, NoticeDuplicate{}, NoticeMany{}, NoticeLost{}, TransferCut(workloads...),
+	}
+}
