@@ -73,6 +73,11 @@ type Config struct {
 	// workloads running, and a lost node's workloads are re-granted at
 	// once instead of after TTL·ρ + LockDelay. Never in production.
 	UnsafeNoFencing bool
+	// KeeperCommand starts the fence keeper (node/keeper), which freezes
+	// the workloads when the lease runs out while this agent is stopped;
+	// "--state PATH" is appended. The agent sets it to its own binary's
+	// hidden `fence-keeper` command; empty runs no keeper.
+	KeeperCommand []string
 
 	// Raft timings (see FINDINGS: 200/200/100 ms elects in ~0.4 s).
 	RaftHeartbeat   time.Duration

@@ -66,6 +66,8 @@ type Node struct {
 	mirrorIndex   uint64
 	mirrorServers []raft.Server
 	mirrorLeader  string
+	// noLeaderSince is when Raft last started knowing no leader (orphaned).
+	noLeaderSince time.Time
 	lastMeta      gossip.Meta
 	// spareSince is when the leader first saw each spare (autopilot debounce).
 	spareSince map[string]time.Time
@@ -139,6 +141,9 @@ func (n *Node) Start() error {
 		n.log.Warn("fencing is switched off (--unsafe-disable-fencing): two holders may serve one workload at once")
 	} else {
 		n.goLoop(ctx, "fence", n.fenceLoop)
+		if len(n.cfg.KeeperCommand) > 0 {
+			n.goLoop(ctx, "keeper", n.keeperLoop)
+		}
 	}
 	n.goLoop(ctx, "watch", n.watchLoop)
 	n.log.Info("peer started", "addr", n.addr, "http", n.cfg.HTTPPort, "raft", n.cfg.RaftPort, "gossip", n.cfg.GossipPort)

@@ -14,7 +14,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+
 	raftboltdb "github.com/hashicorp/raft-boltdb"
+	"github.com/lifeboat/lifeboat/gossip"
 
 	"github.com/lifeboat/lifeboat/fsm"
 )
@@ -160,10 +162,50 @@ func (n *Node) inConfig(servers []raft.Server) bool {
 }
 
 // inRaft reports whether this node is in its own latest configuration and
-// so keeps a live replica.
+// so keeps a live replica — unless it is orphaned.
 func (n *Node) inRaft() bool {
 	s, ok := n.localServers()
-	return ok && n.inConfig(s)
+	return ok && n.inConfig(s) && !n.orphaned()
+}
+
+// orphanAfter is how long a node in Raft may know no leader while gossip
+// shows another peer leading before it takes itself for removed.
+const orphanAfter = 5 * time.Second
+
+// orphaned reports that this node was taken out of Raft without learning
+// it: autopilot removed it while it was stopped or cut off, and its own
+// copy of the configuration still lists it, so it campaigns in vain (the
+// others have a leader and ignore it) and knows no leader. Once Raft has
+// known no leader for orphanAfter while gossip shows another live peer
+// leading, the node acts as a member — reads from the mirror, forwards to
+// the gossiped leader, renews its lease there — until a leader takes it
+// back into Raft.
+func (n *Node) orphaned() bool {
+	if n.raft.State() == raft.Leader {
+		return false
+	}
+	_, id := n.raft.LeaderWithID()
+	now := n.now()
+	n.mu.Lock()
+	if id != "" {
+		n.noLeaderSince = time.Time{}
+		n.mu.Unlock()
+		return false
+	}
+	if n.noLeaderSince.IsZero() {
+		n.noLeaderSince = now
+	}
+	since := n.noLeaderSince
+	n.mu.Unlock()
+	if now.Sub(since) < orphanAfter || n.gossip == nil {
+		return false
+	}
+	for _, m := range n.gossip.Members() {
+		if m.Meta.Leader && m.State == gossip.MemberAlive && m.Name != n.cfg.Name {
+			return true
+		}
+	}
+	return false
 }
 
 // isLeader reports whether this node leads now.

@@ -121,6 +121,9 @@ func (af *agentFlags) toConfig() (node.Config, error) {
 		}
 		c.GossipKeys = append(c.GossipKeys, key)
 	}
+	if self, err := os.Executable(); err == nil {
+		c.KeeperCommand = []string{self, "fence-keeper"}
+	}
 	if c.Capacity.MemoryMiB == 0 {
 		c.Capacity.MemoryMiB = hostMemoryMiB() * 9 / 10
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -218,6 +219,20 @@ func (s *Supervisor) PID(id string) int {
 		return u.pid()
 	}
 	return 0
+}
+
+// PIDs lists the process (group) ids of the running workloads, sorted.
+func (s *Supervisor) PIDs() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []int
+	for _, u := range s.units {
+		if pid := u.pid(); pid > 0 {
+			out = append(out, pid)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Fence, while on, keeps the supervisor from starting any workload

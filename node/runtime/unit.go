@@ -1,11 +1,13 @@
 package runtime
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -353,7 +355,9 @@ func (u *unit) handle(r request, proc *os.Process, waitCh chan error) (outcome, 
 // workload that was re-granted away), and a SIGCONT would let it serve
 // again, if only until its SIGTERM handler ran.
 func (u *unit) terminate(proc *os.Process, waitCh chan error) {
-	if u.frozen.Load() {
+	if u.frozen.Load() || stopped(proc.Pid) {
+		// stopped: the fence keeper froze it while the agent itself was
+		// stopped, so the frozen flag does not know.
 		u.s.log.Warn("killing a frozen workload without thawing it", "workload", u.spec.ID, "pid", proc.Pid)
 		_ = syscall.Kill(-proc.Pid, syscall.SIGKILL)
 		_ = proc.Kill()
@@ -496,4 +500,16 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// stopped reports whether the process is in the stopped state (T): a
+// fence froze it.
+func stopped(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// pid (comm) state …: comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	return i >= 0 && i+2 < len(b) && b[i+2] == 'T'
 }

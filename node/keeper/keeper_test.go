@@ -1,0 +1,100 @@
+package keeper
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+type fake struct {
+	mu    sync.Mutex
+	now   time.Time
+	sent  []string
+	alive bool
+}
+
+func (f *fake) signal(g int, sig syscall.Signal) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sent = append(f.sent, sig.String()+" "+string(rune('0'+g)))
+	return nil
+}
+
+func (f *fake) log() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.sent)
+}
+
+func (f *fake) set(now time.Time, alive bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.now, f.alive = now, alive
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 5s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestKeeperFreezesWhenTheLeaseRunsOut: nothing while the lease is
+// valid; every group stopped once when it is over; nothing thawed on a
+// renewal; the workloads killed once the agent is gone and the lease over.
+func TestKeeperFreezesWhenTheLeaseRunsOut(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keeper.json")
+	t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	f := &fake{now: t0, alive: true}
+	cfg := Config{Path: path, Tick: time.Millisecond, Signal: f.signal, Logger: slog.New(slog.DiscardHandler),
+		Now:   func() time.Time { f.mu.Lock(); defer f.mu.Unlock(); return f.now },
+		Alive: func(int) bool { f.mu.Lock(); defer f.mu.Unlock(); return f.alive }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg) }()
+	defer func() { cancel(); <-done }()
+
+	if err := Write(path, State{ValidUntil: t0.Add(time.Second), Groups: []int{1, 2}, Agent: 99}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(30 * time.Millisecond)
+	if got := f.log(); len(got) != 0 {
+		t.Fatalf("signals while the lease is valid: %v", got)
+	}
+	f.set(t0.Add(2*time.Second), true) // the agent is paused: no renewal
+	waitFor(t, "frozen", func() bool { return len(f.log()) == 2 })
+	time.Sleep(20 * time.Millisecond)
+	if got := f.log(); !slices.Equal(got, []string{"stopped (signal) 1", "stopped (signal) 2"}) {
+		t.Fatalf("signals %v, want each group stopped once", got)
+	}
+	// Renewed: the keeper thaws nothing (the agent does), and re-arms.
+	if err := Write(path, State{ValidUntil: t0.Add(5 * time.Second), Groups: []int{1, 2}, Agent: 99}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if got := f.log(); len(got) != 2 {
+		t.Fatalf("signals after a renewal %v, want none more", got)
+	}
+	f.set(t0.Add(6*time.Second), false) // the agent died; the lease is over
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+		done <- nil
+	case <-time.After(5 * time.Second):
+		t.Fatal("the keeper did not finish after its agent died")
+	}
+	if got := f.log(); !slices.Contains(got, "killed 1") || !slices.Contains(got, "killed 2") {
+		t.Fatalf("signals %v, want the groups killed", got)
+	}
+}
