@@ -6,7 +6,7 @@ BIN     := bin/lifeboat
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build deps test test-short demo lint bench clean
+.PHONY: all build deps test test-short demo lint bench jepsen clean
 
 all: build
 
@@ -33,6 +33,11 @@ lint:
 
 bench: deps build
 	bash deploy/bench.sh
+
+# The full Jepsen suite (tens of minutes): every nemesis alone, mixed, and
+# the negative control; summary and failing runs' histories in jepsen-out/.
+jepsen: deps build
+	$(GO) test -count=1 -timeout 90m -v -run TestJepsen ./jepsen/ -args -jepsen.full -jepsen.out $(CURDIR)/jepsen-out
 
 clean:
 	rm -rf bin
