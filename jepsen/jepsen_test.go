@@ -140,7 +140,7 @@ func runScenario(t *testing.T, sc scenario, bin, counter, out string, seed uint6
 	log := slog.New(slog.NewTextHandler(tLog{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	cfg := cluster.DefaultConfig()
 	cfg.Bin, cfg.Dir, cfg.Logger = bin, t.TempDir(), log
-	cfg.AgentArgs = []string{"--lease-ttl", leaseTTL.String(), "--log-level", "info"}
+	cfg.AgentArgs = []string{"--lease-ttl", leaseTTL.String(), "--log-level", "info", "--unsafe-crash-points"}
 	if sc.unfenced {
 		cfg.AgentArgs = append(cfg.AgentArgs, "--unsafe-disable-fencing")
 	}

@@ -73,6 +73,9 @@ type Config struct {
 	// workloads running, and a lost node's workloads are re-granted at
 	// once instead of after TTL·ρ + LockDelay. Never in production.
 	UnsafeNoFencing bool
+	// UnsafeCrashPoints lets DATA_DIR/crash-at kill the agent at a
+	// boundary of the two-phase commit (crash.go): Jepsen only.
+	UnsafeCrashPoints bool
 	// KeeperCommand starts the fence keeper (node/keeper), which freezes
 	// the workloads when the lease runs out while this agent is stopped;
 	// "--state PATH" is appended. The agent sets it to its own binary's

@@ -27,7 +27,11 @@ const fenceInterval = 50 * time.Millisecond
 func (n *Node) fenceLoop(ctx context.Context) {
 	t := time.NewTicker(fenceInterval)
 	defer t.Stop()
-	fenced := false
+	// A node starts fenced (startRuntime): its replica on disk may be
+	// stale — a restarted holder whose workloads were re-granted while it
+	// was down must not start them again from it — so nothing runs before
+	// the first renewal and a replica caught up to it.
+	fenced := true
 	for {
 		select {
 		case <-ctx.Done():
@@ -35,7 +39,7 @@ func (n *Node) fenceLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		valid := n.LeaseValidUntil()
-		expired := !valid.IsZero() && n.now().After(valid)
+		expired := valid.IsZero() || n.now().After(valid)
 		switch {
 		case expired && !fenced:
 			fenced = true
@@ -57,7 +61,11 @@ func (n *Node) fenceLoop(ctx context.Context) {
 			// supervisor's lock: Thaw then never touches it, and it dies
 			// frozen.
 			n.sup.Sync(n.desired(n.view()))
-			n.log.Warn("lease renewed: workloads thawed", "thawed", n.sup.Thaw())
+			if thawed := n.sup.Thaw(); len(thawed) > 0 {
+				n.log.Warn("lease renewed: workloads thawed", "thawed", thawed)
+			} else {
+				n.log.Info("lease held: workloads may run")
+			}
 			n.sup.Fence(false)
 		}
 	}

@@ -106,7 +106,7 @@ func (n *Node) applyLeader(cmd fsm.Command) error {
 // send time of the last acknowledged renewal is kept: the node's own view
 // of its lease starts then, which is never later than the leader's.
 func (n *Node) renewLoop(ctx context.Context) {
-	for sleep(ctx, n.cfg.renewEvery()) {
+	for first := true; first || sleep(ctx, n.cfg.renewEvery()); first = false {
 		sent := n.now()
 		rctx, cancel := context.WithTimeout(ctx, n.cfg.renewEvery())
 		index, err := n.renewOnce(rctx)

@@ -246,6 +246,7 @@ func (n *Node) handoffTo(ctx context.Context, w runtime.Workload, c *transfer.Ch
 		}
 		return 0, fmt.Errorf("granting %s to %s: %w", w.Spec.ID, to, err)
 	}
+	n.crashPoint(crashGranted)
 	// The grant is committed: the workload is the target's now. Wait for
 	// this node's replica to show it — even if the unit is stopped
 	// meanwhile, which happens exactly because the replica shows it — so

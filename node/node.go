@@ -236,6 +236,9 @@ func (n *Node) startRuntime() error {
 		return fmt.Errorf("data-dir: %w", err)
 	}
 	n.sup = sup
+	if !n.cfg.UnsafeNoFencing {
+		sup.Fence(true) // until the first lease renewal (fenceLoop)
+	}
 	return nil
 }
 

@@ -109,6 +109,7 @@ func (n *Node) commitCheckpoint(ctx context.Context, id string, epoch uint64, ck
 	n.mu.Lock()
 	n.prepared[id] = max(n.prepared[id], m.Seq)
 	n.mu.Unlock()
+	n.crashPoint(crashPrepared)
 	targets := must
 	if w, ok := n.view().Workload(id); ok {
 		targets = append(slices.Clone(must), w.Assignment.Standbys...)
@@ -135,11 +136,13 @@ func (n *Node) commitCheckpoint(ctx context.Context, id string, epoch uint64, ck
 	} else if len(errs) > 0 {
 		n.log.Warn("checkpoint missed some standbys", "workload", id, "seq", m.Seq, "acked", acked, "err", errors.Join(errs...))
 	}
+	n.crashPoint(crashShipped)
 	holders := append([]string{n.cfg.Name}, acked...)
 	commit := fsm.CheckpointCommit{Workload: id, Seq: m.Seq, Digest: ck.Digest, Standbys: holders, At: n.now()}
 	if _, _, err := n.apply(ctx, commit); err != nil {
 		return fmt.Errorf("commit checkpoint #%d: %w", m.Seq, err)
 	}
+	n.crashPoint(crashCommitted)
 	n.metrics.checkpointBytes.Add(float64(m.Bytes()))
 	return nil
 }

@@ -95,6 +95,8 @@ func (af *agentFlags) register(cmd *cobra.Command) {
 	f.DurationVar(&c.LeaseTTL, "lease-ttl", c.LeaseTTL, "node lease lifetime; renewed every TTL/3")
 	f.BoolVar(&c.UnsafeNoFencing, "unsafe-disable-fencing", false, "TESTS ONLY: switch fencing off (the Jepsen negative control)")
 	_ = f.MarkHidden("unsafe-disable-fencing")
+	f.BoolVar(&c.UnsafeCrashPoints, "unsafe-crash-points", false, "TESTS ONLY: die where DATA_DIR/crash-at says (a two-phase-commit boundary)")
+	_ = f.MarkHidden("unsafe-crash-points")
 	f.StringVar(&af.criuPath, "criu", host.FindCRIU(), "criu binary for the criu checkpoint mode (\"\": none; the mode is offered only when `lifeboat doctor` says it works)")
 	f.StringVar(&af.logLevel, "log-level", "info", "debug|info|warn|error")
 	f.StringVar(&af.logFormat, "log-format", "text", "text|json")

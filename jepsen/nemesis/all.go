@@ -13,6 +13,7 @@ func All(workloads []string) []Nemesis {
 	return []Nemesis{
 		PartitionHalves{}, IsolateLeader{}, IsolateHolder(workloads...), OneWay{}, Ring{},
 		Flaky{Percent: 25}, Delay{}, Pause{Hold: DefaultPauseHold}, KillRestart{},
-		Notice{}, NoticeDuplicate{}, NoticeMany{}, NoticeLost{}, TransferCut(workloads...),
+		Notice{}, NoticeDuplicate{}, NoticeMany{}, NoticeLost{}, TransferCut(workloads...), KillAt2PC(workloads...),
+		NoticeInCheckpoint(workloads...),
 	}
 }

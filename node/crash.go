@@ -1,0 +1,37 @@
+package node
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// Crash points, for the Jepsen harness only (Config.UnsafeCrashPoints):
+// at each boundary of the two-phase commit and of a handoff the node
+// reads DATA_DIR/crash-at, and when it names that boundary the file is
+// removed and the agent SIGKILLs itself there — a crash at exactly the
+// worst moment, which random kills rarely hit.
+const (
+	crashPrepared  = "prepared"  // Prepare applied, nothing shipped
+	crashShipped   = "shipped"   // standbys verified their copies, no Commit
+	crashCommitted = "committed" // Commit applied
+	crashGranted   = "granted"   // a handoff's grant applied, the target not yet running
+)
+
+// CrashPoints lists the boundaries a crash-at file may name.
+var CrashPoints = []string{crashPrepared, crashShipped, crashCommitted, crashGranted}
+
+func (n *Node) crashPoint(name string) {
+	if !n.cfg.UnsafeCrashPoints {
+		return
+	}
+	path := filepath.Join(n.cfg.DataDir, "crash-at")
+	b, err := os.ReadFile(path)
+	if err != nil || strings.TrimSpace(string(b)) != name {
+		return
+	}
+	_ = os.Remove(path)
+	n.log.Warn("crash point reached: the agent kills itself", "point", name)
+	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+}
