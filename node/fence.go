@@ -60,7 +60,7 @@ func (n *Node) fenceLoop(ctx context.Context) {
 			// Drop what is no longer granted here first, under the
 			// supervisor's lock: Thaw then never touches it, and it dies
 			// frozen.
-			n.sup.Sync(n.desired(n.view()))
+			n.syncTo(n.view())
 			if thawed := n.sup.Thaw(); len(thawed) > 0 {
 				n.log.Warn("lease renewed: workloads thawed", "thawed", thawed)
 			} else {

@@ -68,6 +68,9 @@ type Node struct {
 	mirrorLeader  string
 	// noLeaderSince is when Raft last started knowing no leader (orphaned).
 	noLeaderSince time.Time
+	// syncedIndex is the index of the newest replica the supervisor
+	// followed (syncTo): it never follows an older one.
+	syncedIndex uint64
 	lastMeta      gossip.Meta
 	// spareSince is when the leader first saw each spare (autopilot debounce).
 	spareSince map[string]time.Time

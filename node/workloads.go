@@ -130,13 +130,31 @@ func (n *Node) sendCommitted(ctx context.Context, req sendRequest) error {
 	return n.ship(ctx, n.members()[req.To], req.To, ck)
 }
 
+// syncTo hands the supervisor what replica v grants to this node — unless
+// v is older than a replica it already followed. Switching between the
+// Raft replica and the mirror (a demotion, an orphaned voter) can show an
+// older state, in which a workload since re-granted elsewhere is still
+// this node's: Jepsen caught a demoted old holder starting it again under
+// its finished epoch.
+func (n *Node) syncTo(v *fsm.Machine) {
+	idx := v.Index()
+	n.mu.Lock()
+	if idx < n.syncedIndex {
+		n.mu.Unlock()
+		return
+	}
+	n.syncedIndex = idx
+	n.mu.Unlock()
+	n.sup.Sync(n.desired(v))
+}
+
 // syncLoop keeps the supervisor running exactly the workloads the
 // replicated state grants to this node.
 func (n *Node) syncLoop(ctx context.Context) {
 	for {
 		v := n.view()
 		changed := v.Notify()
-		n.sup.Sync(n.desired(v))
+		n.syncTo(v)
 		select {
 		case <-ctx.Done():
 			return

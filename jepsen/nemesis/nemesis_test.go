@@ -425,7 +425,7 @@ func TestAllKindsUnique(t *testing.T) {
 		}
 		seen[n.Kind()] = true
 	}
-	if len(seen) != 14 {
+	if len(seen) != 16 {
 		t.Errorf("%d kinds: %v", len(seen), seen)
 	}
 }
