@@ -71,7 +71,7 @@ type Node struct {
 	// syncedIndex is the index of the newest replica the supervisor
 	// followed (syncTo): it never follows an older one.
 	syncedIndex uint64
-	lastMeta      gossip.Meta
+	lastMeta    gossip.Meta
 	// spareSince is when the leader first saw each spare (autopilot debounce).
 	spareSince map[string]time.Time
 	// doomedUntil is the deadline of the termination notice this node got;
