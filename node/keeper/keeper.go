@@ -77,7 +77,11 @@ type Config struct {
 	Now    func() time.Time
 	Signal func(pgid int, sig syscall.Signal) error
 	// Alive reports whether the agent still runs.
-	Alive  func(pid int) bool
+	Alive func(pid int) bool
+	// Agent is the agent's PID until the state file names it (the
+	// keeper's parent): a keeper whose agent died before writing any
+	// state must not wait forever.
+	Agent  int
 	Logger *slog.Logger
 }
 
@@ -86,7 +90,7 @@ func DefaultConfig(path string) Config {
 	return Config{Path: path, Tick: 25 * time.Millisecond, Now: time.Now,
 		Signal: func(pgid int, sig syscall.Signal) error { return syscall.Kill(-pgid, sig) },
 		Alive:  func(pid int) bool { return pid > 0 && syscall.Kill(pid, 0) == nil },
-		Logger: slog.Default()}
+		Agent:  os.Getppid(), Logger: slog.Default()}
 }
 
 // Run keeps the fence until ctx ends or the agent is gone and its
@@ -106,11 +110,16 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		s, err := Read(cfg.Path)
 		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				continue // the agent has not written it yet
+			if cfg.Agent > 0 && !cfg.Alive(cfg.Agent) {
+				return nil // the agent is gone and left nothing to fence
 			}
-			cfg.Logger.Warn("keeper: unreadable state", "err", err)
-			continue
+			if !errors.Is(err, os.ErrNotExist) {
+				cfg.Logger.Warn("keeper: unreadable state", "err", err)
+			}
+			continue // not written yet
+		}
+		if s.Agent > 0 {
+			cfg.Agent = s.Agent
 		}
 		expired := !s.ValidUntil.IsZero() && cfg.Now().After(s.ValidUntil)
 		switch {
@@ -131,7 +140,10 @@ func Run(ctx context.Context, cfg Config) error {
 				}
 			}
 		}
-		if s.Agent > 0 && !cfg.Alive(s.Agent) {
+		if cfg.Agent > 0 && !cfg.Alive(cfg.Agent) {
+			if s.ValidUntil.IsZero() {
+				return nil // it never held a lease: nothing runs under one
+			}
 			if !expired {
 				continue // a renewal may still be valid: wait for its end
 			}

@@ -51,6 +51,29 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 // TestKeeperFreezesWhenTheLeaseRunsOut: nothing while the lease is
 // valid; every group stopped once when it is over; nothing thawed on a
 // renewal; the workloads killed once the agent is gone and the lease over.
+// TestKeeperEndsWithAnAgentThatNeverWrote: the agent died before writing
+// any state (or without ever holding a lease): the keeper exits.
+func TestKeeperEndsWithAnAgentThatNeverWrote(t *testing.T) {
+	for _, write := range []bool{false, true} {
+		path := filepath.Join(t.TempDir(), "keeper.json")
+		if write {
+			if err := Write(path, State{Groups: []int{1}, Agent: 7}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cfg := Config{Path: path, Tick: time.Millisecond, Now: time.Now, Agent: 7, Logger: slog.New(slog.DiscardHandler),
+			Signal: func(int, syscall.Signal) error { t.Error("signalled a workload"); return nil },
+			Alive:  func(int) bool { return false }}
+		done := make(chan error, 1)
+		go func() { done <- Run(context.Background(), cfg) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("state written %v: the keeper outlived its agent", write)
+		}
+	}
+}
+
 func TestKeeperFreezesWhenTheLeaseRunsOut(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "keeper.json")
 	t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
