@@ -307,41 +307,14 @@ type nsProc struct {
 	state   string // R, S, T …
 }
 
-// nsProcs lists the processes whose network namespace is ns.
+// nsProcs lists the live processes whose network namespace is ns.
 func nsProcs(ns *netns.NS) []nsProc {
-	var st syscall.Stat_t
-	if err := syscall.Stat(ns.Path(), &st); err != nil {
-		return nil
-	}
-	want := fmt.Sprintf("net:[%d]", st.Ino)
-	ents, _ := os.ReadDir("/proc")
 	var out []nsProc
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if link, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid)); err != nil || link != want {
-			continue
-		}
+	for _, pid := range netns.PIDs(ns.Path()) {
 		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		out = append(out, nsProc{pid: pid, cmdline: strings.ReplaceAll(string(cmd), "\x00", " "), state: procStateOf(pid)})
+		out = append(out, nsProc{pid: pid, cmdline: strings.ReplaceAll(string(cmd), "\x00", " "), state: netns.ProcState(pid)})
 	}
 	return out
-}
-
-// procStateOf is the state letter of a process, "" if it is gone.
-func procStateOf(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return ""
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 >= len(s) {
-		return ""
-	}
-	return s[i+2 : i+3]
 }
 
 // killNS is the host dying: SIGKILL to every process in the namespace,
@@ -350,7 +323,7 @@ func procStateOf(pid int) string {
 func killNS(ns *netns.NS) []nsProc {
 	var killed []nsProc
 	for range 50 {
-		procs := slices.DeleteFunc(nsProcs(ns), func(p nsProc) bool { return p.state == "Z" }) // dead, not yet reaped
+		procs := nsProcs(ns)
 		if len(procs) == 0 {
 			break
 		}

@@ -141,8 +141,8 @@ func linkExists(name string) bool {
 
 // CleanupStale deletes the namespaces whose names start with prefix (which
 // must itself start with Prefix) and whose creating process is gone, with
-// their veth pairs (a veth dies with its namespace end). It returns the
-// names it deleted.
+// every process still in them and their veth pairs (a veth dies with its
+// namespace end). It returns the names it deleted.
 func CleanupStale(prefix string) ([]string, error) {
 	if !strings.HasPrefix(prefix, Prefix) {
 		return nil, fmt.Errorf("netns: CleanupStale(%q): the prefix must start with %q", prefix, Prefix)
@@ -161,6 +161,7 @@ func CleanupStale(prefix string) ([]string, error) {
 		if !strings.HasPrefix(n, prefix) || creatorAlive(n) {
 			continue
 		}
+		staleProcs(n)
 		if err := ip("netns", "del", n); err != nil {
 			errs = append(errs, err)
 			continue

@@ -55,7 +55,7 @@ func TestClusterFormsKillsAndRestarts(t *testing.T) {
 	if err := victim.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	if victim.Running() || len(nsPIDs(victim.NS.Path())) != 0 {
+	if victim.Running() || len(netns.PIDs(victim.NS.Path())) != 0 {
 		t.Fatalf("%s still runs after Kill", victim.Name)
 	}
 	if err := leader.Connect(victim.IP+":7949", time.Second); err == nil {

@@ -122,7 +122,7 @@ func (h *Host) start() error {
 // Kill is the host dying with its workloads: SIGKILL to every process in
 // its namespace, and a wait (at most 10 s) until the agent is reaped.
 func (h *Host) Kill() error {
-	n := killAll(h.NS.Path())
+	n := len(netns.KillAll(h.NS.Path()))
 	h.mu.Lock()
 	done := h.done
 	h.paused = false
@@ -146,7 +146,7 @@ func (h *Host) Restart(ctx context.Context) error {
 	if h.Running() {
 		return fmt.Errorf("cluster: %s: Restart while the agent runs: Kill it first", h.Name)
 	}
-	killAll(h.NS.Path())
+	netns.KillAll(h.NS.Path())
 	if err := h.start(); err != nil {
 		return err
 	}

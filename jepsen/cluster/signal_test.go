@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lifeboat/lifeboat/internal/netns"
 )
 
 // TestSIGTERMCleansUp runs a one-host cluster in a child process (this
@@ -68,7 +70,7 @@ func TestSIGTERMCleansUp(t *testing.T) {
 			t.Errorf("namespace %s outlived its creator's SIGTERM", e.Name())
 		}
 	}
-	if _, err := os.Stat("/proc/" + agentPID); err == nil && procState(atoi(agentPID)) != "Z" {
+	if _, err := os.Stat("/proc/" + agentPID); err == nil && netns.ProcState(atoi(agentPID)) != "Z" {
 		t.Errorf("the agent (pid %s) outlived the harness's SIGTERM", agentPID)
 	}
 }
