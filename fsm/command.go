@@ -58,12 +58,15 @@ type LeaseRenew struct {
 	TTL   time.Duration `json:"ttl"`
 }
 
-// LeaseExpire marks a node lost when its lease really lapsed: it applies only
-// if the node's LeaseExpiry is not after At (a renewal that raced ahead of
-// this command wins) and its state is not left; otherwise ErrLeaseValid.
+// LeaseExpire marks a node lost when its lease really lapsed (the leader
+// decides that on its own clock): it applies only if no renewal applied
+// after the proposer looked (the node's Renewals is still Renewals: one
+// that raced ahead of this command wins) and the node has not left;
+// otherwise ErrLeaseValid.
 type LeaseExpire struct {
-	Node string    `json:"node"`
-	At   time.Time `json:"at"`
+	Node     string    `json:"node"`
+	At       time.Time `json:"at"`
+	Renewals uint64    `json:"renewals"`
 }
 
 // NodeStateChange sets a node's state: doomed (with Deadline), draining,

@@ -60,6 +60,7 @@ func (s *State) leaseRenew(c LeaseRenew) error {
 			continue
 		}
 		n.LeaseExpiry = expiry
+		n.Renewals++
 		if n.State == NodeLost {
 			n.State, n.UpdatedAt = NodeAlive, c.At
 		}
@@ -68,7 +69,8 @@ func (s *State) leaseRenew(c LeaseRenew) error {
 }
 
 // leaseExpire marks a node lost, unless a renewal raced ahead of the
-// expiry (its LeaseExpiry is after At) or the node has left.
+// expiry (more Renewals than the proposer saw) or the node has left. No
+// time is compared: the proposer's wall clock may have been stepped.
 func (s *State) leaseExpire(c LeaseExpire) error {
 	n, err := s.node(c.Node)
 	if err != nil {
@@ -77,9 +79,9 @@ func (s *State) leaseExpire(c LeaseExpire) error {
 	if n.State == NodeLeft {
 		return fmt.Errorf("%w: node %q has left", ErrLeaseValid, c.Node)
 	}
-	if n.LeaseExpiry.After(c.At) {
-		return fmt.Errorf("%w: node %q lease runs until %s, after %s",
-			ErrLeaseValid, c.Node, n.LeaseExpiry.Format(time.RFC3339Nano), c.At.Format(time.RFC3339Nano))
+	if n.Renewals > c.Renewals {
+		return fmt.Errorf("%w: node %q renewed %d times, after the %d the expiry saw",
+			ErrLeaseValid, c.Node, n.Renewals, c.Renewals)
 	}
 	n.State, n.UpdatedAt = NodeLost, c.At
 	return nil

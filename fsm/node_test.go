@@ -98,25 +98,32 @@ func TestLeaseExpire(t *testing.T) {
 		name  string
 		state NodeState
 		at    time.Time
+		seen  uint64 // renewals the proposer saw; the node has 1
 		want  error
 	}{
-		{"lapsed", NodeAlive, lease.Add(time.Nanosecond), nil},
-		{"exactly at expiry", NodeAlive, lease, nil},
-		{"doomed lapsed", NodeDoomed, lease.Add(time.Second), nil},
-		{"renewal raced ahead", NodeAlive, lease.Add(-time.Nanosecond), ErrLeaseValid},
-		{"left", NodeLeft, lease.Add(time.Hour), ErrLeaseValid},
+		{"lapsed", NodeAlive, lease.Add(time.Nanosecond), 1, nil},
+		// The leader decides on its own clock: a stamp before the
+		// recorded expiry (its wall clock stepped back) does not matter.
+		{"wall clock stepped back", NodeAlive, lease.Add(-time.Hour), 1, nil},
+		{"doomed lapsed", NodeDoomed, lease.Add(time.Second), 1, nil},
+		{"renewal raced ahead", NodeAlive, lease.Add(time.Hour), 0, ErrLeaseValid},
+		{"left", NodeLeft, lease.Add(time.Hour), 1, ErrLeaseValid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
 			h.ok(NodeUpsert{Node: testNode("n1"), At: t0})
 			h.ok(LeaseRenew{Nodes: []string{"n1"}, At: t0, TTL: 6 * time.Second})
+			if got := h.node("n1").Renewals; got != 1 {
+				t.Fatalf("renewals = %d after one renewal", got)
+			}
 			h.m.state.Nodes["n1"].State = tt.state
+			c := LeaseExpire{Node: "n1", At: tt.at, Renewals: tt.seen}
 			if tt.want != nil {
-				h.refuse(LeaseExpire{Node: "n1", At: tt.at}, tt.want)
+				h.refuse(c, tt.want)
 				return
 			}
-			h.ok(LeaseExpire{Node: "n1", At: tt.at})
+			h.ok(c)
 			if n := h.node("n1"); n.State != NodeLost || !n.UpdatedAt.Equal(tt.at) {
 				t.Fatalf("state %s updated %v, want lost at %v", n.State, n.UpdatedAt, tt.at)
 			}

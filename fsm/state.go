@@ -58,8 +58,13 @@ type Node struct {
 	State NodeState `json:"state"`
 	// Deadline is when a doomed node is expected to vanish.
 	Deadline time.Time `json:"deadline,omitzero"`
-	// LeaseExpiry is the proposer-stamped end of the node's lease.
+	// LeaseExpiry is the proposer-stamped end of the node's lease, on
+	// the proposer's wall clock: for people. The leader decides a lease's
+	// end on its own boot-time clock, which no wall-clock step moves.
 	LeaseExpiry time.Time `json:"lease_expiry,omitzero"`
+	// Renewals counts the node's applied lease renewals: a LeaseExpire
+	// proposed before the latest of them is refused.
+	Renewals uint64 `json:"renewals,omitempty"`
 	// Drained reports whether an operator drained the node; a drained node
 	// takes no new work until undrained.
 	Drained   bool      `json:"drained,omitempty"`

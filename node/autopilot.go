@@ -102,7 +102,7 @@ func (n *Node) ledFor() time.Duration {
 	if n.leaderSince.IsZero() {
 		return 0
 	}
-	return n.now().Sub(n.leaderSince)
+	return n.mono().Sub(n.leaderSince)
 }
 
 // spareSettleTime is how long a new spare replicates before autopilot may

@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"github.com/lifeboat/lifeboat/internal/monotime"
 	"log/slog"
 	"net"
 	"time"
@@ -76,6 +77,10 @@ type Config struct {
 	// UnsafeCrashPoints lets DATA_DIR/crash-at kill the agent at a
 	// boundary of the two-phase commit (crash.go): Jepsen only.
 	UnsafeCrashPoints bool
+	// UnsafeClockControl makes the wall clock a test clock that
+	// POST /v1/internal/clock steps (clock.go): Jepsen only. It replaces
+	// Now.
+	UnsafeClockControl bool
 	// KeeperCommand starts the fence keeper (node/keeper), which freezes
 	// the workloads when the lease runs out while this agent is stopped;
 	// "--state PATH" is appended. The agent sets it to its own binary's
@@ -127,8 +132,14 @@ type Config struct {
 	Checkpointers []runtime.Checkpointer
 
 	Logger *slog.Logger
-	// Now is the clock; nil means time.Now.
+	// Now is the wall clock: times recorded in Raft and shown, the clouds'
+	// deadlines; nil means time.Now. Nothing that keeps the fence safe
+	// reads it (clock.go).
 	Now func() time.Time
+	// Mono is the boot-time clock leases and fences are measured on; nil
+	// means monotime.Now. Every process of the host must read the same
+	// clock (the fence keeper reads monotime.Now).
+	Mono func() monotime.Instant
 	// Net replaces the real transports (Raft, gossip, peer RPC) with an
 	// in-memory twin; nil means real sockets.
 	Net *MemNet

@@ -38,8 +38,8 @@ func (n *Node) fenceLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		valid := n.LeaseValidUntil()
-		expired := valid.IsZero() || n.now().After(valid)
+		valid := n.leaseValidUntil()
+		expired := valid.IsZero() || n.mono().After(valid)
 		switch {
 		case expired && !fenced:
 			fenced = true
@@ -47,7 +47,7 @@ func (n *Node) fenceLoop(ctx context.Context) {
 			n.fencedAt = n.now()
 			n.mu.Unlock()
 			n.sup.Fence(true)
-			n.log.Warn("lease ran out: workloads frozen", "valid_until", valid, "frozen", n.sup.Freeze())
+			n.log.Warn("lease ran out: workloads frozen", "frozen", n.sup.Freeze())
 			n.metrics.fences.Inc()
 		case !expired && fenced && !n.leaseCaughtUp():
 			// Renewed, but the replica may not show yet a re-grant the
@@ -85,7 +85,7 @@ func (n *Node) FencedSince() time.Time {
 // epoch, restored from that checkpoint.
 func (n *Node) recoverLost(ctx context.Context) {
 	v := n.machine
-	now := n.now()
+	now, mono := n.now(), n.mono()
 	slack := time.Duration(float64(n.cfg.LeaseTTL)*n.cfg.DriftBound) + n.cfg.LockDelay
 	if n.cfg.UnsafeNoFencing {
 		slack = 0
@@ -110,7 +110,7 @@ func (n *Node) recoverLost(ctx context.Context) {
 		if !ok || w.Assignment.Epoch == 0 || w.Assignment.State == fsm.WorkloadStopped {
 			continue
 		}
-		if h.State == fsm.NodeLost && now.Before(h.LeaseExpiry.Add(slack)) {
+		if h.State == fsm.NodeLost && mono.Before(n.leaseEnd(h.Name).Add(slack)) {
 			continue // the lost holder may still think it holds the lease
 		}
 		if n.evac.busy(w.Spec.ID) {

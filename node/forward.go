@@ -122,6 +122,9 @@ func (n *Node) registerInternal(s *api.Server) {
 	s.Handle("POST /v1/internal/migrate", n.serveMigrate)
 	s.Handle("POST /v1/internal/send", n.serveSend)
 	s.Handle("POST /v1/internal/results", n.serveResults)
+	if n.cfg.UnsafeClockControl {
+		s.Handle("POST /v1/internal/clock", n.serveClock)
+	}
 }
 
 func (n *Node) serveApply(w http.ResponseWriter, r *http.Request) {

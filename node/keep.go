@@ -60,8 +60,8 @@ func (n *Node) keeperLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		s := keeper.State{ValidUntil: n.LeaseValidUntil(), Groups: n.sup.PIDs(), Agent: os.Getpid()}
-		if s.ValidUntil.Equal(last.ValidUntil) && slices.Equal(s.Groups, last.Groups) {
+		s := keeper.State{ValidUntil: n.leaseValidUntil(), Groups: n.sup.PIDs(), Agent: os.Getpid()}
+		if s.ValidUntil == last.ValidUntil && slices.Equal(s.Groups, last.Groups) {
 			continue
 		}
 		if err := keeper.Write(n.keeperPath(), s); err != nil {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"github.com/lifeboat/lifeboat/internal/monotime"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -48,11 +49,12 @@ func (n *Node) leaderLoop(ctx context.Context) {
 func (n *Node) leadershipChanged(leader bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.leaseSeen = map[string]monotime.Instant{}
 	if leader {
-		n.leaderSince = n.now()
+		n.leaderSince = n.mono()
 		n.log.Info("became leader")
 	} else {
-		n.leaderSince = time.Time{}
+		n.leaderSince = 0
 	}
 	n.metrics.setLeader(leader)
 }
@@ -78,29 +80,43 @@ func (n *Node) reconcileMembers(ctx context.Context) {
 	}
 }
 
-// expireLeases marks lost every node whose lease lapsed. A new leader
-// first waits one TTL, so that renewals sent to the old leader are not
-// mistaken for silence.
+// expireLeases marks lost every node whose lease lapsed in the leader's
+// own view (leaseEnd), which no wall-clock step moves. The entry names
+// how many renewals the leader saw, so that one applied meanwhile wins.
 func (n *Node) expireLeases(ctx context.Context) {
-	now := n.now()
-	n.mu.Lock()
-	since := n.leaderSince
-	n.mu.Unlock()
-	if now.Sub(since) < n.cfg.LeaseTTL {
-		return
-	}
+	now := n.mono()
 	for _, rec := range n.machine.Nodes() {
 		if rec.State == fsm.NodeLost || rec.State == fsm.NodeLeft {
 			continue
 		}
-		expiry := rec.LeaseExpiry
-		if expiry.IsZero() {
-			expiry = rec.UpdatedAt.Add(n.cfg.LeaseTTL)
+		if end := n.leaseEnd(rec.Name); now.After(end) {
+			n.log.Warn("node lease lapsed", "peer", rec.Name, "lapsed_for", now.Sub(end).Round(time.Millisecond))
+			n.applyLogged(ctx, fsm.LeaseExpire{Node: rec.Name, At: n.now(), Renewals: rec.Renewals})
 		}
-		if now.After(expiry) {
-			n.log.Warn("node lease lapsed", "peer", rec.Name, "expired", expiry)
-			n.applyLogged(ctx, fsm.LeaseExpire{Node: rec.Name, At: now})
-		}
+	}
+}
+
+// leaseEnd is when, on this leader's boot-time clock, node's lease ends:
+// TTL after the last renewal this leader applied, or after it became
+// leader — a renewal the previous leader applied ended no later than
+// that — so a new leader first waits one TTL before it calls a node
+// silent.
+func (n *Node) leaseEnd(node string) monotime.Instant {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return max(n.leaseSeen[node], n.leaderSince).Add(n.cfg.LeaseTTL)
+}
+
+// leaseRenewed records, on the leader, that renewals of nodes applied;
+// at is when the batch was taken, before it went through Raft.
+func (n *Node) leaseRenewed(nodes []string, at monotime.Instant) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.leaderSince.IsZero() {
+		return
+	}
+	for _, name := range nodes {
+		n.leaseSeen[name] = max(n.leaseSeen[name], at)
 	}
 }
 

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"github.com/lifeboat/lifeboat/internal/monotime"
 	"slices"
 	"sync"
 	"time"
@@ -77,7 +78,11 @@ func (n *Node) leaseFlushLoop(ctx context.Context) {
 		if len(names) == 0 {
 			continue
 		}
+		at := n.mono()
 		err := n.applyLeader(fsm.LeaseRenew{Nodes: names, At: n.now(), TTL: n.cfg.LeaseTTL})
+		if err == nil {
+			n.leaseRenewed(names, at)
+		}
 		n.metrics.leaseBatch(len(names), err)
 		for _, w := range waiters {
 			w <- err
@@ -107,7 +112,7 @@ func (n *Node) applyLeader(cmd fsm.Command) error {
 // of its lease starts then, which is never later than the leader's.
 func (n *Node) renewLoop(ctx context.Context) {
 	for first := true; first || sleep(ctx, n.cfg.renewEvery()); first = false {
-		sent := n.now()
+		sent := n.mono()
 		rctx, cancel := context.WithTimeout(ctx, n.cfg.renewEvery())
 		index, err := n.renewOnce(rctx)
 		cancel()
@@ -158,14 +163,24 @@ func (n *Node) leaseCaughtUp() bool {
 	return n.view().Index() >= idx
 }
 
-// LeaseValidUntil is when this node's own view of its lease ends: the send
-// time of its last acknowledged renewal plus the TTL shortened by the drift
-// bound. Zero when it never renewed.
-func (n *Node) LeaseValidUntil() time.Time {
+// leaseValidUntil is when, on the boot-time clock, this node's own view
+// of its lease ends: the send time of its last acknowledged renewal plus
+// the TTL shortened by the drift bound. Zero when it never renewed.
+func (n *Node) leaseValidUntil() monotime.Instant {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.leaseSentAt.IsZero() {
-		return time.Time{}
+		return 0
 	}
 	return n.leaseSentAt.Add(time.Duration(float64(n.cfg.LeaseTTL) * (1 - n.cfg.DriftBound)))
+}
+
+// LeaseValidUntil is leaseValidUntil on the wall clock, for people and
+// tests; zero when the node never renewed.
+func (n *Node) LeaseValidUntil() time.Time {
+	v := n.leaseValidUntil()
+	if v.IsZero() {
+		return time.Time{}
+	}
+	return v.Wall(n.mono(), n.now())
 }

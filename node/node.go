@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/lifeboat/lifeboat/internal/monotime"
 	"io"
 	"log/slog"
 	"net"
@@ -31,7 +32,10 @@ type Node struct {
 	cfg  Config
 	log  *slog.Logger
 	now  func() time.Time
-	addr string // advertise IP
+	mono func() monotime.Instant
+	// testClock is the steppable wall clock (Config.UnsafeClockControl).
+	testClock *jumpClock
+	addr      string // advertise IP
 
 	machine *fsm.Machine // the Raft replica (voters and spares)
 	mirror  *fsm.Machine // the leader's state as a member last fetched it
@@ -57,9 +61,13 @@ type Node struct {
 	metaMu sync.Mutex // serializes gossip metadata updates
 	mu     sync.Mutex // guards the fields below
 	// leaderSince is when this node last became leader (zero: not leader).
-	leaderSince time.Time
+	leaderSince monotime.Instant
 	// leaseSentAt is the send time of the last acknowledged lease renewal.
-	leaseSentAt time.Time
+	leaseSentAt monotime.Instant
+	// leaseSeen is, on the leader, when it applied each node's last
+	// renewal (this leadership only): the leader's own view of the
+	// leases, on a clock no wall-clock step moves.
+	leaseSeen map[string]monotime.Instant
 	// leaseIndex is the leader's applied index at the last renewal.
 	leaseIndex uint64
 	// mirrorIndex and mirrorServers are the last mirror fetched.
@@ -93,7 +101,7 @@ func New(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, now: cfg.Now, addr: cfg.advertise(),
+	n := &Node{cfg: cfg, log: cfg.Logger, now: cfg.Now, mono: cfg.Mono, addr: cfg.advertise(),
 		machine: fsm.New(), mirror: fsm.New(), leases: newLeaseBatcher(), kick: make(chan struct{}, 1),
 		prepared: map[string]uint64{}, evac: newEvacuation(cfg.EvacuationRate, cfg.EvacuationBurst)}
 	if n.log == nil {
@@ -102,6 +110,13 @@ func New(cfg Config) (*Node, error) {
 	n.log = n.log.With("node", cfg.Name)
 	if n.now == nil {
 		n.now = time.Now
+	}
+	if n.mono == nil {
+		n.mono = monotime.Now
+	}
+	if cfg.UnsafeClockControl {
+		n.testClock = &jumpClock{}
+		n.now = n.testClock.Now
 	}
 	n.metrics = newMetrics(n)
 	n.peers = n.peerHTTPClient()

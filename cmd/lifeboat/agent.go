@@ -97,6 +97,8 @@ func (af *agentFlags) register(cmd *cobra.Command) {
 	_ = f.MarkHidden("unsafe-disable-fencing")
 	f.BoolVar(&c.UnsafeCrashPoints, "unsafe-crash-points", false, "TESTS ONLY: die where DATA_DIR/crash-at says (a two-phase-commit boundary)")
 	_ = f.MarkHidden("unsafe-crash-points")
+	f.BoolVar(&c.UnsafeClockControl, "unsafe-clock-control", false, "TESTS ONLY: a wall clock that POST /v1/internal/clock steps (the Jepsen clock-jump nemesis)")
+	_ = f.MarkHidden("unsafe-clock-control")
 	f.StringVar(&af.criuPath, "criu", host.FindCRIU(), "criu binary for the criu checkpoint mode (\"\": none; the mode is offered only when `lifeboat doctor` says it works)")
 	f.StringVar(&af.logLevel, "log-level", "info", "debug|info|warn|error")
 	f.StringVar(&af.logFormat, "log-format", "text", "text|json")

@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/lifeboat/lifeboat/internal/monotime"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -27,9 +28,11 @@ import (
 // State is what the agent tells the keeper.
 type State struct {
 	// ValidUntil is the end of the node's lease as the agent sees it
-	// (send time of the last acknowledged renewal + TTL·(1−ρ)); zero: the
-	// node never held a lease, nothing to fence.
-	ValidUntil time.Time `json:"valid_until"`
+	// (send time of the last acknowledged renewal + TTL·(1−ρ)), on the
+	// host's boot-time clock (internal/monotime), which the agent and the
+	// keeper read alike and no wall-clock step moves; zero: the node
+	// never held a lease, nothing to fence.
+	ValidUntil monotime.Instant `json:"valid_until_boottime_ns"`
 	// Groups are the process groups of the workloads the agent runs.
 	Groups []int `json:"groups"`
 	// Agent is the agent's PID: when it is gone, the keeper finishes.
@@ -74,7 +77,7 @@ func Read(path string) (State, error) {
 type Config struct {
 	Path   string
 	Tick   time.Duration
-	Now    func() time.Time
+	Now    func() monotime.Instant // the boot-time clock
 	Signal func(pgid int, sig syscall.Signal) error
 	// Alive reports whether the agent still runs.
 	Alive func(pid int) bool
@@ -85,9 +88,10 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// DefaultConfig watches path every 25 ms with the real clock and signals.
+// DefaultConfig watches path every 25 ms with the boot-time clock and
+// real signals.
 func DefaultConfig(path string) Config {
-	return Config{Path: path, Tick: 25 * time.Millisecond, Now: time.Now,
+	return Config{Path: path, Tick: 25 * time.Millisecond, Now: monotime.Now,
 		Signal: func(pgid int, sig syscall.Signal) error { return syscall.Kill(-pgid, sig) },
 		Alive:  func(pid int) bool { return pid > 0 && syscall.Kill(pid, 0) == nil },
 		Agent:  os.Getppid(), Logger: slog.Default()}

@@ -2,6 +2,7 @@ package keeper
 
 import (
 	"context"
+	"github.com/lifeboat/lifeboat/internal/monotime"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -13,7 +14,7 @@ import (
 
 type fake struct {
 	mu    sync.Mutex
-	now   time.Time
+	now   monotime.Instant
 	sent  []string
 	alive bool
 }
@@ -31,7 +32,7 @@ func (f *fake) log() []string {
 	return slices.Clone(f.sent)
 }
 
-func (f *fake) set(now time.Time, alive bool) {
+func (f *fake) set(now monotime.Instant, alive bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.now, f.alive = now, alive
@@ -61,7 +62,7 @@ func TestKeeperEndsWithAnAgentThatNeverWrote(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		cfg := Config{Path: path, Tick: time.Millisecond, Now: time.Now, Agent: 7, Logger: slog.New(slog.DiscardHandler),
+		cfg := Config{Path: path, Tick: time.Millisecond, Now: monotime.Now, Agent: 7, Logger: slog.New(slog.DiscardHandler),
 			Signal: func(int, syscall.Signal) error { t.Error("signalled a workload"); return nil },
 			Alive:  func(int) bool { return false }}
 		done := make(chan error, 1)
@@ -76,10 +77,10 @@ func TestKeeperEndsWithAnAgentThatNeverWrote(t *testing.T) {
 
 func TestKeeperFreezesWhenTheLeaseRunsOut(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "keeper.json")
-	t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	t0 := monotime.Instant(time.Hour)
 	f := &fake{now: t0, alive: true}
 	cfg := Config{Path: path, Tick: time.Millisecond, Signal: f.signal, Logger: slog.New(slog.DiscardHandler),
-		Now:   func() time.Time { f.mu.Lock(); defer f.mu.Unlock(); return f.now },
+		Now:   func() monotime.Instant { f.mu.Lock(); defer f.mu.Unlock(); return f.now },
 		Alive: func(int) bool { f.mu.Lock(); defer f.mu.Unlock(); return f.alive }}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
