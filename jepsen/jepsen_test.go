@@ -66,8 +66,16 @@ func scenarios(long bool) []scenario {
 				return slices.DeleteFunc(nemesis.All(ws), func(m nemesis.Nemesis) bool { return m.Kind() != kind })
 			}})
 	}
+	// Clock steps overlapping the faults that isolate a holder or freeze
+	// an agent: where a lease that trusted the wall clock would break.
+	clocks := scenario{name: "clock-jump+partitions", mixed: true, duration: 60 * time.Second,
+		hold: [2]time.Duration{4 * time.Second, 12 * time.Second}, gap: [2]time.Duration{time.Second, 3 * time.Second},
+		nemeses: func(ws []string) []nemesis.Nemesis {
+			return []nemesis.Nemesis{nemesis.ClockJump{Min: 10 * time.Second, Max: 60 * time.Second, Workloads: ws},
+				nemesis.IsolateHolder(ws...), nemesis.IsolateLeader{}, nemesis.Pause{Hold: nemesis.DefaultPauseHold}}
+		}}
 	mixed.duration = 120 * time.Second
-	return append(out, mixed, negative)
+	return append(out, clocks, mixed, negative)
 }
 
 // TestJepsen runs the suite and checks every run's history: with fencing
@@ -140,7 +148,7 @@ func runScenario(t *testing.T, sc scenario, bin, counter, out string, seed uint6
 	log := slog.New(slog.NewTextHandler(tLog{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	cfg := cluster.DefaultConfig()
 	cfg.Bin, cfg.Dir, cfg.Logger = bin, t.TempDir(), log
-	cfg.AgentArgs = []string{"--lease-ttl", leaseTTL.String(), "--log-level", "info", "--unsafe-crash-points"}
+	cfg.AgentArgs = []string{"--lease-ttl", leaseTTL.String(), "--log-level", "info", "--unsafe-crash-points", "--unsafe-clock-control"}
 	if sc.unfenced {
 		cfg.AgentArgs = append(cfg.AgentArgs, "--unsafe-disable-fencing")
 	}

@@ -97,3 +97,32 @@ func TestServeClockRejectsBadOffsets(t *testing.T) {
 		t.Fatalf("a clock one minute behind reads %v behind", got)
 	}
 }
+
+// TestBootAfterDoomDeadlineIsAlive: a host doomed by a notice whose
+// deadline passed, and which boots again (the cloud stopped it and it was
+// restarted with its disk), is alive again.
+func TestBootAfterDoomDeadlineIsAlive(t *testing.T) {
+	tc := newTestCluster(t, 0, peerSpec{"a1", "a"}, peerSpec{"b1", "b"}, peerSpec{"c1", "c"})
+	ctx := context.Background()
+	eventually(t, 20*time.Second, "formed", func() error { return shape(tc.status("a1"), 3, 3, 0) })
+	deadline := time.Now().Add(300 * time.Millisecond)
+	if _, _, err := tc.node("a1").apply(ctx, fsm.NodeStateChange{Node: "c1", State: fsm.NodeDoomed, Deadline: deadline, At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	state := func(name string) fsm.NodeState {
+		rec, _ := tc.node("a1").view().Node(name)
+		return rec.State
+	}
+	time.Sleep(time.Until(deadline))
+	if got := state("c1"); got != fsm.NodeDoomed {
+		t.Fatalf("c1 is %s before its restart, want doomed: only a boot after the deadline ends the doom", got)
+	}
+	tc.kill("c1")
+	tc.start("c1")
+	eventually(t, 20*time.Second, "c1 alive again", func() error {
+		if got := state("c1"); got != fsm.NodeAlive {
+			return fmt.Errorf("c1 is %s", got)
+		}
+		return nil
+	})
+}

@@ -55,7 +55,7 @@ func (n *Node) fenceLoop(ctx context.Context) {
 		case !expired && fenced:
 			fenced = false
 			n.mu.Lock()
-			n.fencedAt = time.Time{}
+			n.fencedAt, n.heldOnce = time.Time{}, true
 			n.mu.Unlock()
 			// Drop what is no longer granted here first, under the
 			// supervisor's lock: Thaw then never touches it, and it dies

@@ -111,6 +111,7 @@ func (n *Node) applyLeader(cmd fsm.Command) error {
 // send time of the last acknowledged renewal is kept: the node's own view
 // of its lease starts then, which is never later than the leader's.
 func (n *Node) renewLoop(ctx context.Context) {
+	doomChecked := false
 	for first := true; first || sleep(ctx, n.cfg.renewEvery()); first = false {
 		sent := n.mono()
 		rctx, cancel := context.WithTimeout(ctx, n.cfg.renewEvery())
@@ -124,7 +125,33 @@ func (n *Node) renewLoop(ctx context.Context) {
 		n.leaseSentAt = sent
 		n.leaseIndex = max(n.leaseIndex, index)
 		n.mu.Unlock()
+		if !doomChecked && n.leaseHeldOnce() {
+			doomChecked = true
+			n.endStaleDoom(ctx)
+		}
 	}
+}
+
+// leaseHeldOnce reports whether the fence let this node's workloads run
+// at least once since it started: its replica had caught up to a renewal.
+func (n *Node) leaseHeldOnce() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.heldOnce || n.cfg.UnsafeNoFencing
+}
+
+// endStaleDoom returns this node to alive when the cluster still calls it
+// doomed by a notice whose deadline passed before this agent started: the
+// cloud took the host back and it booted again (a stopped GCP or Azure
+// spot VM restarted with its disk). A notice still standing is seen again
+// by the watcher, which dooms the host anew.
+func (n *Node) endStaleDoom(ctx context.Context) {
+	rec, ok := n.view().Node(n.cfg.Name)
+	if !ok || rec.State != fsm.NodeDoomed || rec.Deadline.IsZero() || !rec.Deadline.Before(n.startedAt) {
+		return
+	}
+	n.log.Info("booted after the deadline of the notice that doomed this host: alive again", "deadline", rec.Deadline)
+	n.applyLogged(ctx, fsm.NodeStateChange{Node: n.cfg.Name, State: fsm.NodeAlive, At: n.now()})
 }
 
 // renewOnce renews the lease and returns the leader's applied index once

@@ -29,10 +29,12 @@ import (
 
 // Node is one running peer.
 type Node struct {
-	cfg  Config
-	log  *slog.Logger
-	now  func() time.Time
-	mono func() monotime.Instant
+	cfg Config
+	log *slog.Logger
+	now func() time.Time
+	// startedAt is when New built this node (wall clock).
+	startedAt time.Time
+	mono      func() monotime.Instant
 	// testClock is the steppable wall clock (Config.UnsafeClockControl).
 	testClock *jumpClock
 	addr      string // advertise IP
@@ -87,6 +89,8 @@ type Node struct {
 	doomedUntil time.Time
 	// fencedAt is when fenceLoop froze the workloads; zero when not fenced.
 	fencedAt time.Time
+	// heldOnce: fenceLoop let the workloads run at least once since start.
+	heldOnce bool
 	// prepared is the last checkpoint seq this node prepared per workload.
 	prepared map[string]uint64
 	closed   bool
@@ -118,6 +122,7 @@ func New(cfg Config) (*Node, error) {
 		n.testClock = &jumpClock{}
 		n.now = n.testClock.Now
 	}
+	n.startedAt = n.now()
 	n.metrics = newMetrics(n)
 	n.peers = n.peerHTTPClient()
 	return n, nil

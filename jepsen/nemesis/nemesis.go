@@ -4,10 +4,9 @@
 // cable is cut), process faults as signals, and cloud faults as notices
 // on the hosts' metadata emulators. Traffic between the harness (the
 // switch's root end) and the hosts is never cut: clients and emulators
-// keep reaching every host.
-//
-// Not available: delay (no netem and no nftables queue on this kernel,
-// see Delay) and clock jumps (the agent has no test clock to move).
+// keep reaching every host. Delay comes from a userspace TCP proxy (no
+// netem here), clock jumps from the agents' test clock
+// (--unsafe-clock-control).
 package nemesis
 
 import (

@@ -174,19 +174,3 @@ func (n Flaky) Inject(_ context.Context, c *cluster.Cluster, r *rand.Rand) (*Fau
 	detail := fmt.Sprintf("%d%% loss among {%s}", p, strings.Join(subset, ","))
 	return dropFault(c, n.Kind(), detail, d, fmt.Sprintf("numgen random mod 100 < %d", p))
 }
-
-// Delay would add latency to the hosts' traffic. It is not available:
-// the kernel has neither netem (CONFIG_NET_SCH_NETEM) nor the nftables
-// queue statement (CONFIG_NFT_QUEUE), and a userspace proxy cannot sit
-// transparently in the agents' memberlist, Raft and QUIC traffic. Inject
-// returns ErrUnsupported, so that the schedule drops it; it never fakes a
-// delay. (The legacy iptables NFQUEUE target exists here; a verdict loop
-// over nfnetlink_queue that holds packets would be the way to add it.)
-type Delay struct{}
-
-func (Delay) Kind() string  { return "delay" }
-func (Delay) Class() string { return ClassNet }
-
-func (n Delay) Inject(context.Context, *cluster.Cluster, *rand.Rand) (*Fault, error) {
-	return nil, fmt.Errorf("%w: delay: no netem and no nftables queue on this kernel", ErrUnsupported)
-}
