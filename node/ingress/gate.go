@@ -1,0 +1,182 @@
+package ingress
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// gate admits requests to the services this peer holds: only under the
+// holder's current epoch, not once a move closed it, and only after the
+// service answers (a TCP health check per epoch). It counts what it
+// admitted so that Close can wait for it.
+type gate struct {
+	cfg Config
+
+	mu       sync.Mutex        // guards the maps
+	closed   map[string]uint64 // service -> highest epoch closed
+	inflight map[string]int
+	healthy  map[string]uint64 // service -> epoch whose service answered
+	idle     *sync.Cond        // signalled when an inflight count drops
+
+	proxy *httputil.ReverseProxy
+}
+
+func newGate(cfg Config) *gate {
+	g := &gate{cfg: cfg, closed: map[string]uint64{}, inflight: map[string]int{}, healthy: map[string]uint64{}}
+	g.idle = sync.NewCond(&g.mu)
+	d := &net.Dialer{Timeout: cfg.DialTimeout}
+	g.proxy = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(&url.URL{Scheme: "http", Host: pr.In.Header.Get(hdrUpstream)})
+			pr.Out.Header.Del(hdrUpstream)
+			pr.Out.Header.Del(HeaderService)
+			pr.Out.Host = pr.In.Host
+		},
+		Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 256, IdleConnTimeout: time.Minute},
+		ErrorLog:  nil,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			how := upstreamBroken
+			var op *net.OpError
+			if errors.As(err, &op) && op.Op == "dial" {
+				how = upstreamRefused // never reached the service
+			}
+			cfg.Logger.Warn("ingress gate: the service failed a request", "upstream", r.URL.Host, "how", how, "err", err)
+			w.Header().Set(HeaderUpstream, how)
+			http.Error(w, "lifeboat gate: the service did not answer: "+err.Error(), http.StatusBadGateway)
+		},
+	}
+	return g
+}
+
+// hdrUpstream passes the admitted address from admission to the proxy's
+// Rewrite; it is removed before the request leaves.
+const hdrUpstream = "X-Lifeboat-Internal-Upstream"
+
+// HeaderUpstream on a gate's 502 says how the service failed: refused
+// (the request never reached it) or broken (the connection broke after
+// it was sent).
+const HeaderUpstream = "X-Lifeboat-Upstream"
+
+const (
+	upstreamRefused = "refused"
+	upstreamBroken  = "broken"
+)
+
+// errMoving: the gate does not (or no longer) admit this request.
+var errMoving = errors.New("not admitted here")
+
+func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := r.Header.Get(HeaderService)
+	epoch, err := strconv.ParseUint(r.Header.Get(HeaderEpoch), 10, 64)
+	if id == "" || err != nil {
+		http.Error(w, "lifeboat gate: "+HeaderService+" and "+HeaderEpoch+" are required", http.StatusBadRequest)
+		return
+	}
+	upstream, release, err := g.admit(r.Context(), id, epoch)
+	if err != nil {
+		w.Header().Set(HeaderMoving, "1")
+		http.Error(w, fmt.Sprintf("lifeboat gate: %s under epoch %d: %v", id, epoch, err), http.StatusServiceUnavailable)
+		return
+	}
+	defer release()
+	r.Header.Set(hdrUpstream, upstream)
+	g.proxy.ServeHTTP(w, r)
+}
+
+// admit lets a request of id under epoch through, once the service
+// answers, and returns the service's address and the release to call
+// when the request is over.
+func (g *gate) admit(ctx context.Context, id string, epoch uint64) (string, func(), error) {
+	g.mu.Lock()
+	if g.closed[id] >= epoch {
+		g.mu.Unlock()
+		return "", nil, fmt.Errorf("%w: closed for a move", errMoving)
+	}
+	g.mu.Unlock()
+	upstream, err := g.cfg.Local(id, epoch)
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: %v", errMoving, err)
+	}
+	if err := g.healthCheck(ctx, id, epoch, upstream); err != nil {
+		return "", nil, err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed[id] >= epoch { // closed while the health check ran
+		return "", nil, fmt.Errorf("%w: closed for a move", errMoving)
+	}
+	g.inflight[id]++
+	var once sync.Once
+	return upstream, func() {
+		once.Do(func() {
+			g.mu.Lock()
+			g.inflight[id]--
+			g.mu.Unlock()
+			g.idle.Broadcast()
+		})
+	}, nil
+}
+
+// healthCheck waits, the first time for an epoch, until the service
+// accepts a connection (a restored process may not listen yet).
+func (g *gate) healthCheck(ctx context.Context, id string, epoch uint64, upstream string) error {
+	g.mu.Lock()
+	ok := g.healthy[id] == epoch
+	g.mu.Unlock()
+	if ok {
+		return nil
+	}
+	for {
+		c, err := (&net.Dialer{Timeout: g.cfg.DialTimeout}).DialContext(ctx, "tcp", upstream)
+		if err == nil {
+			c.Close()
+			g.mu.Lock()
+			g.healthy[id] = epoch
+			g.mu.Unlock()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %s does not answer yet: %v", errMoving, upstream, err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// close stops admitting id under epoch (and older) and waits until what
+// was admitted has finished, or ctx ends.
+func (g *gate) close(ctx context.Context, id string, epoch uint64) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.closed[id] = max(g.closed[id], epoch)
+	stop := context.AfterFunc(ctx, func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		g.idle.Broadcast()
+	})
+	defer stop()
+	for g.inflight[id] > 0 {
+		if ctx.Err() != nil {
+			return fmt.Errorf("ingress: %d requests of %s still running: %w", g.inflight[id], id, ctx.Err())
+		}
+		g.idle.Wait()
+	}
+	return nil
+}
+
+// open admits id under epoch again after a close for a move that failed.
+func (g *gate) open(id string, epoch uint64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed[id] == epoch {
+		delete(g.closed, id)
+	}
+}
