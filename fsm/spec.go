@@ -117,6 +117,9 @@ func (s *Service) validate() error {
 	if s.Listen < 0 || s.Listen > 65535 {
 		errs = append(errs, invalid("service.listen", "%d must be 0-65535", s.Listen))
 	}
+	if s.Listen != 0 && s.Listen == s.Port {
+		errs = append(errs, invalid("service.listen", "%d is also service.port: on the holder the ingress and the service would both listen on it", s.Listen))
+	}
 	switch s.Protocol {
 	case "", ProtocolHTTP, ProtocolTCP:
 	default:
@@ -157,9 +160,6 @@ func (s WorkloadSpec) WithDefaults() WorkloadSpec {
 		svc := *s.Service
 		if svc.Protocol == "" {
 			svc.Protocol = ProtocolHTTP
-		}
-		if svc.Listen == 0 {
-			svc.Listen = svc.Port
 		}
 		s.Service = &svc
 	}

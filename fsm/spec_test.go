@@ -43,6 +43,7 @@ func TestValidate(t *testing.T) {
 		{"listen 0", func(s *WorkloadSpec) { s.Service.Listen = 0 }, ""},
 		{"listen -1", func(s *WorkloadSpec) { s.Service.Listen = -1 }, "service.listen"},
 		{"listen 65536", func(s *WorkloadSpec) { s.Service.Listen = 65536 }, "service.listen"},
+		{"listen = port", func(s *WorkloadSpec) { s.Service.Listen = s.Service.Port }, "service.listen"},
 		{"protocol empty", func(s *WorkloadSpec) { s.Service.Protocol = "" }, ""},
 		{"protocol tcp", func(s *WorkloadSpec) { s.Service.Protocol = ProtocolTCP }, ""},
 		{"protocol udp", func(s *WorkloadSpec) { s.Service.Protocol = "udp" }, "service.protocol"},
@@ -87,7 +88,7 @@ func TestWithDefaults(t *testing.T) {
 		Checkpoint: CheckpointPolicy{Mode: ModeCRIU, Interval: Duration(30 * time.Second)},
 		Priority:   PriorityNormal,
 		Standbys:   1,
-		Service:    &Service{Port: 8080, Listen: 8080, Protocol: ProtocolHTTP},
+		Service:    &Service{Port: 8080, Protocol: ProtocolHTTP}, // no listen: no ingress
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("WithDefaults = %#v\nwant %#v", got, want)

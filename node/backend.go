@@ -203,5 +203,8 @@ func (n *Node) Ready() error {
 	if rec.State != fsm.NodeAlive {
 		return fmt.Errorf("%w: this peer is %s", ErrNotReady, rec.State)
 	}
+	if n.doomed() { // at once, before Raft records the notice
+		return fmt.Errorf("%w: this peer got a termination notice", ErrNotReady)
+	}
 	return nil
 }

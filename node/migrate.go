@@ -185,6 +185,9 @@ func (n *Node) migrateLocal(ctx context.Context, req migrateRequest) (runtime.Re
 		n.applyLogged(context.WithoutCancel(ctx), c)
 	}
 	var epoch uint64
+	// Requests already admitted finish before the final checkpoint; new
+	// ones wait at the fronts for the next holder.
+	reopen := n.closeGate(ctx, id, w.Assignment.Epoch)
 	res, err := n.localSup(func(sup *runtime.Supervisor) (runtime.Result, error) {
 		return sup.Handoff(ctx, id, func(ctx context.Context, rw runtime.Workload, c *transfer.Checkpoint) error {
 			phase(fsm.PhaseTransferring, 0, nil)
@@ -197,6 +200,9 @@ func (n *Node) migrateLocal(ctx context.Context, req migrateRequest) (runtime.Re
 		})
 	})
 	if err != nil {
+		if epoch == 0 {
+			reopen() // it runs on here
+		}
 		n.metrics.migrations.WithLabelValues("failed").Inc()
 		phase(fsm.PhaseFailed, 0, err)
 		return res, err

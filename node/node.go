@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/lifeboat/lifeboat/internal/monotime"
+	"github.com/lifeboat/lifeboat/node/ingress"
 	"io"
 	"log/slog"
 	"net"
@@ -49,6 +50,7 @@ type Node struct {
 	gossip  *gossip.Gossip
 	api     *api.Server
 	httpSrv *http.Server
+	ingress *ingress.Ingress // nil when IngressPort is 0
 	httpLn  net.Listener
 	peers   *http.Client
 	metrics *metrics
@@ -143,7 +145,7 @@ func (n *Node) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	n.runCtx = ctx
-	steps := []func() error{n.startRuntime, n.startTransfer, n.startRaft, n.startGossip, n.startHTTP}
+	steps := []func() error{n.startRuntime, n.startTransfer, n.startRaft, n.startGossip, n.startHTTP, n.startIngress}
 	for _, step := range steps {
 		if err := step(); err != nil {
 			n.Close()
@@ -169,6 +171,7 @@ func (n *Node) Start() error {
 		}
 	}
 	n.goLoop(ctx, "watch", n.watchLoop)
+	n.goLoop(ctx, "ingress", n.ingressLoop)
 	n.log.Info("peer started", "addr", n.addr, "http", n.cfg.HTTPPort, "raft", n.cfg.RaftPort, "gossip", n.cfg.GossipPort)
 	return nil
 }
