@@ -161,6 +161,7 @@ func (n *Node) Start() error {
 	n.goLoop(ctx, "lease-renew", n.renewLoop)
 	n.goLoop(ctx, "mirror", n.mirrorLoop)
 	n.goLoop(ctx, "sync", n.syncLoop)
+	n.goLoop(ctx, "reports", n.reportLoop)
 	n.goLoop(ctx, "gc", n.gcLoop)
 	if n.cfg.UnsafeNoFencing {
 		n.log.Warn("fencing is switched off (--unsafe-disable-fencing): two holders may serve one workload at once")

@@ -164,6 +164,13 @@ func (n *Node) syncLoop(ctx context.Context) {
 	}
 }
 
+// reportLoop sends again the workload state reports the cluster missed.
+func (n *Node) reportLoop(ctx context.Context) {
+	for sleep(ctx, time.Second) {
+		n.sup.RetryReports()
+	}
+}
+
 // desired is what this node should run according to replica v.
 func (n *Node) desired(v *fsm.Machine) []runtime.Desired {
 	var out []runtime.Desired

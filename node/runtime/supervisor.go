@@ -211,6 +211,20 @@ func (s *Supervisor) Restart(ctx context.Context, id string, fromCheckpoint bool
 	return u.request(ctx, kind)
 }
 
+// RetryReports sends again the state reports the cluster did not take
+// (each unit's latest); the caller runs it now and then.
+func (s *Supervisor) RetryReports() {
+	s.mu.Lock()
+	units := make([]*unit, 0, len(s.units))
+	for _, u := range s.units {
+		units = append(units, u)
+	}
+	s.mu.Unlock()
+	for _, u := range units {
+		u.retryReport()
+	}
+}
+
 // PID is the host PID of a workload's running process, 0 when none runs.
 func (s *Supervisor) PID(id string) int {
 	s.mu.Lock()

@@ -47,6 +47,8 @@ func TestMain(m *testing.M) {
 type fakeCluster struct {
 	mu      sync.Mutex
 	reports []string // "state: message"
+	// failReports refuses that many reports (unavailable) first.
+	failReports int
 	records map[string][]fsm.CheckpointRecord
 }
 
@@ -55,6 +57,10 @@ func newFakeCluster() *fakeCluster { return &fakeCluster{records: map[string][]f
 func (f *fakeCluster) Report(_ context.Context, id string, epoch uint64, st fsm.WorkloadState, msg string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.failReports > 0 {
+		f.failReports--
+		return errors.New("no leader")
+	}
 	f.reports = append(f.reports, string(st)+": "+msg)
 	return nil
 }
@@ -378,5 +384,31 @@ func TestFrozenWorkloadIsKilledNotThawed(t *testing.T) {
 				t.Fatalf("frozen %v: the SIGTERM handler ran %v, want %v", frozen, ran, !frozen)
 			}
 		})
+	}
+}
+
+// TestUnrecordedReportIsSentAgain: a running report the cluster missed
+// (no leader at that moment) is sent again by RetryReports, so that the
+// workload is not left recorded as restoring.
+func TestUnrecordedReportIsSentAgain(t *testing.T) {
+	fc := newFakeCluster()
+	fc.failReports = 1
+	s := newTestSupervisor(t, fc)
+	port := freePort(t)
+	s.Sync([]Desired{{Spec: counterSpec(fsm.ModeApp, port), Epoch: 4}})
+	hit(t, port, "/value")
+	fc.mu.Lock()
+	missed := len(fc.reports) == 0 && fc.failReports == 0
+	fc.mu.Unlock()
+	if !missed {
+		t.Fatalf("the first report was not the refused one: %q", fc.reports)
+	}
+	s.RetryReports()
+	fc.waitReport(t, "running")
+	s.RetryReports() // recorded: nothing more to send
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	if len(fc.reports) != 1 {
+		t.Fatalf("reports %q, want the running one once", fc.reports)
 	}
 }
