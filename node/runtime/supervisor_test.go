@@ -49,7 +49,7 @@ type fakeCluster struct {
 	reports []string // "state: message"
 	// failReports refuses that many reports (unavailable) first.
 	failReports int
-	records map[string][]fsm.CheckpointRecord
+	records     map[string][]fsm.CheckpointRecord
 }
 
 func newFakeCluster() *fakeCluster { return &fakeCluster{records: map[string][]fsm.CheckpointRecord{}} }
