@@ -12,6 +12,7 @@ all: build
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/lifeboat
+	$(GO) build -o bin/counter ./examples/counter
 
 deps:
 	@bash deploy/deps.sh

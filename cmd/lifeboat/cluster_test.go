@@ -33,6 +33,13 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building lifeboat:", err)
 		os.Exit(1)
 	}
+	// The demo's service sits next to the binary, as make build puts it.
+	build = exec.Command("go", "build", "-o", filepath.Join(dir, "counter"), "../../examples/counter")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building the counter:", err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
