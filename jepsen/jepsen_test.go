@@ -168,7 +168,8 @@ func runScenario(t *testing.T, sc scenario, bin, counter, out string, seed uint6
 	waitSettled(t, ctx, c)
 	workloads := []string{"w1", "w2"}
 	ports := map[string]int{"w1": 19101, "w2": 19102}
-	submitCounters(t, ctx, c, counter, ports)
+	listen := map[string]int{"w1": 19201, "w2": 19202} // every host's ingress
+	submitCounters(t, ctx, c, counter, ports, listen)
 
 	begin := time.Now()
 	hist := history.New(begin)
@@ -177,7 +178,7 @@ func runScenario(t *testing.T, sc scenario, bin, counter, out string, seed uint6
 		hosts = append(hosts, traffic.Host{Name: h.Name, IP: h.IP})
 	}
 	tcfg := traffic.DefaultConfig()
-	tcfg.Hosts, tcfg.Ports, tcfg.Seed = hosts, ports, seed
+	tcfg.Hosts, tcfg.Ports, tcfg.Listen, tcfg.Seed = hosts, ports, listen, seed
 	tr, err := traffic.Start(ctx, tcfg, hist)
 	if err != nil {
 		t.Fatal(err)
@@ -250,13 +251,13 @@ func fenceExercised(ops []history.Op, unfenced bool) checker.Verdict {
 
 // submitCounters submits the counters in results mode (app checkpoints
 // every 2 s, one standby) and waits until each runs.
-func submitCounters(t *testing.T, ctx context.Context, c *cluster.Cluster, counter string, ports map[string]int) {
+func submitCounters(t *testing.T, ctx context.Context, c *cluster.Cluster, counter string, ports, listen map[string]int) {
 	t.Helper()
 	cl := c.Hosts[0].Client()
 	for id, port := range ports {
 		spec := fsm.WorkloadSpec{ID: id, Command: []string{counter, "--port", fmt.Sprint(port), "--results"},
 			Checkpoint: fsm.CheckpointPolicy{Mode: fsm.ModeApp, Interval: fsm.Duration(2 * time.Second)},
-			Service:    &fsm.Service{Port: port}, Resources: fsm.Resources{MemoryMiB: 16}, Priority: fsm.PriorityHigh}
+			Service:    &fsm.Service{Port: port, Listen: listen[id], SLO: fsm.Duration(3 * time.Second)}, Resources: fsm.Resources{MemoryMiB: 16}, Priority: fsm.PriorityHigh}
 		b, err := json.Marshal(spec)
 		if err != nil {
 			t.Fatal(err)

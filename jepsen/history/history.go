@@ -42,11 +42,14 @@ const (
 
 // Op is one client operation.
 type Op struct {
-	ID       int           `json:"id"`
-	Client   int           `json:"client"`
-	Kind     string        `json:"kind"`
-	Workload string        `json:"workload"`
-	Host     string        `json:"host"`   // the host the request went to
+	ID       int    `json:"id"`
+	Client   int    `json:"client"`
+	Kind     string `json:"kind"`
+	Workload string `json:"workload"`
+	Host     string `json:"host"` // the host the request went to
+	// Via is "ingress" for a request sent to a host's ingress rather
+	// than to the workload itself.
+	Via      string        `json:"via,omitempty"`
 	Invoke   time.Duration `json:"invoke"` // since the run's start
 	Complete time.Duration `json:"complete"`
 	Outcome  string        `json:"outcome"`

@@ -41,10 +41,14 @@ func (s *Summary) Add(ops []history.Op, faults []history.Fault, verdicts []check
 		s.FaultsByKind[f.Kind]++
 	}
 	for _, op := range ops {
-		if s.Ops[op.Kind] == nil {
-			s.Ops[op.Kind] = map[string]int{}
+		kind := op.Kind
+		if op.Via != "" {
+			kind += " (" + op.Via + ")"
 		}
-		s.Ops[op.Kind][op.Outcome]++
+		if s.Ops[kind] == nil {
+			s.Ops[kind] = map[string]int{}
+		}
+		s.Ops[kind][op.Outcome]++
 	}
 	s.Verdicts = append(s.Verdicts, verdicts...)
 }

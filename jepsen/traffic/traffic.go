@@ -1,6 +1,7 @@
 // Package traffic drives the clients of a Jepsen run against the counter
 // workloads (examples/counter --results) and the admin API, and records
-// every operation in the history: increments on the holder, probes of
+// every operation in the history: increments on the holder and through a
+// random host's ingress, probes of
 // every host's counter port (who serves, under which epoch), linearizable
 // reads of the fenced results log, and appends under epochs known to be
 // over (which must be refused).
@@ -37,6 +38,10 @@ type Config struct {
 	Hosts []Host
 	// Ports is each workload's counter port (the same on every host).
 	Ports map[string]int
+	// Listen is each workload's ingress port (every host's ingress
+	// listens on it); for each workload with one, an extra client sends
+	// its increments through a random host's ingress.
+	Listen map[string]int
 	// Clients is the number of increment clients per workload.
 	Clients int
 	// IncrEvery, ProbeEvery, ReadEvery and StaleEvery pace each client.
@@ -95,6 +100,9 @@ func Start(ctx context.Context, cfg Config, hist *history.History) (*Traffic, er
 		t.epochs[id] = map[uint64]bool{}
 		for range cfg.Clients {
 			t.run(ctx, cfg.IncrEvery, r.Uint64(), func(c int, seq int, r *rand.Rand) { t.incr(ctx, c, seq, id, r) })
+		}
+		if cfg.Listen[id] > 0 {
+			t.run(ctx, cfg.IncrEvery, r.Uint64(), func(c int, seq int, r *rand.Rand) { t.incrViaIngress(ctx, c, seq, id, r) })
 		}
 		t.run(ctx, cfg.ReadEvery, r.Uint64(), func(c, _ int, r *rand.Rand) { t.read(ctx, c, id, r) })
 		t.run(ctx, cfg.StaleEvery, r.Uint64(), func(c, seq int, _ *rand.Rand) { t.stale(ctx, c, seq, id) })
@@ -164,9 +172,27 @@ func (t *Traffic) incr(ctx context.Context, c, seq int, id string, r *rand.Rand)
 			return
 		}
 	}
+	op := t.sendIncr(ctx, c, seq, id, h, t.cfg.Ports[id])
+	if op.Outcome != history.Ok {
+		t.forgetHolder(id)
+	}
+	t.hist.Add(op)
+}
+
+// incrViaIngress sends an increment to a random host's ingress, which
+// passes it to whoever holds the workload (holding it during a move).
+func (t *Traffic) incrViaIngress(ctx context.Context, c, seq int, id string, r *rand.Rand) {
+	h := t.cfg.Hosts[r.IntN(len(t.cfg.Hosts))]
+	op := t.sendIncr(ctx, c, seq, id, h, t.cfg.Listen[id])
+	op.Via = "ingress"
+	t.hist.Add(op)
+}
+
+// sendIncr sends one increment to h's port and records its outcome.
+func (t *Traffic) sendIncr(ctx context.Context, c, seq int, id string, h Host, port int) history.Op {
 	tag := fmt.Sprintf("c%d-%d", c, seq)
 	op := history.Op{Client: c, Kind: history.KindIncr, Workload: id, Host: h.Name, Tag: tag}
-	u := fmt.Sprintf("http://%s/?tag=%s", net.JoinHostPort(h.IP, strconv.Itoa(t.cfg.Ports[id])), url.QueryEscape(tag))
+	u := fmt.Sprintf("http://%s/?tag=%s", net.JoinHostPort(h.IP, strconv.Itoa(port)), url.QueryEscape(tag))
 	t.do(ctx, &op, http.MethodGet, u, nil, nil, func(status int, body []byte, hdr http.Header) {
 		op.Status = status
 		switch {
@@ -181,10 +207,7 @@ func (t *Traffic) incr(ctx context.Context, c, seq int, id string, r *rand.Rand)
 			op.Outcome = history.Unknown // the counter's append may have gone through
 		}
 	})
-	if op.Outcome != history.Ok {
-		t.forgetHolder(id)
-	}
-	t.hist.Add(op)
+	return op
 }
 
 // probe asks one host's counter port who serves, under which epoch.
