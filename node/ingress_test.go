@@ -142,3 +142,31 @@ func TestIngressCutoverLosesNoRequest(t *testing.T) {
 	t.Logf("%d requests through c1's ingress, none failed, counts 1..%d; longest gap between answers %v",
 		len(counts), len(counts), stall.Round(time.Millisecond))
 }
+
+// TestDoomedHostDrainsItsIngress: the moment a host knows of its notice,
+// /readyz fails and its ingress drains (GOAWAY, idle connections closed),
+// before Raft has recorded anything.
+func TestDoomedHostDrainsItsIngress(t *testing.T) {
+	tc := newTestCluster(t, 0, peerSpec{"a1", "a"}, peerSpec{"b1", "b"}, peerSpec{"c1", "c"})
+	eventually(t, 20*time.Second, "formed", func() error { return shape(tc.status("a1"), 3, 3, 0) })
+	n := tc.node("c1")
+	eventually(t, 10*time.Second, "c1 ready", n.Ready)
+	if n.ingress.Draining() {
+		t.Fatal("a healthy host's ingress drains")
+	}
+	n.mu.Lock()
+	n.doomedUntil = time.Now().Add(2 * time.Minute) // what onNotice sets first
+	n.mu.Unlock()
+	if err := n.Ready(); err == nil {
+		t.Fatal("/readyz still passes on a host that knows of its notice")
+	}
+	eventually(t, 2*time.Second, "c1's ingress draining", func() error {
+		if !n.ingress.Draining() {
+			return fmt.Errorf("not draining")
+		}
+		return nil
+	})
+	if tc.node("a1").ingress.Draining() {
+		t.Fatal("another host's ingress drains too")
+	}
+}

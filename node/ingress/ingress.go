@@ -247,6 +247,13 @@ func (in *Ingress) Drain() {
 	in.cfg.Logger.Warn("ingress draining: clients are sent to other peers")
 }
 
+// Draining reports whether Drain was called.
+func (in *Ingress) Draining() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.draining
+}
+
 // lookup is the current route of service.
 func (in *Ingress) lookup(service string) (Route, bool) {
 	for _, r := range in.cfg.Table.Routes() {
