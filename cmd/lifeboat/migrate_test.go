@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,42 +33,63 @@ func formedOnSwitch(t *testing.T, names ...string) []*localAgent {
 // itself on 10.232.0.254. Everything goes when the test ends.
 func hostsOnSwitch(t *testing.T, names ...string) (*localCluster, []*localAgent) {
 	t.Helper()
-	if _, err := netns.CleanupStale(netns.Prefix + "mig"); err != nil {
-		t.Logf("stale namespaces: %v", err)
+	lc, agents, _ := switchHosts(t, "mig", "10.232.0", names...)
+	return lc, agents
+}
+
+// switchHosts is hostsOnSwitch for any test or benchmark, with the
+// namespaces' label and the /24 (its first three octets, say "10.232.0")
+// of its own. It also returns what removes everything (idempotent; tb's
+// cleanup calls it too), for a benchmark that builds a cluster per
+// iteration.
+func switchHosts(tb testing.TB, label, net24 string, names ...string) (*localCluster, []*localAgent, func()) {
+	tb.Helper()
+	if _, err := netns.CleanupStale(netns.Prefix + label); err != nil {
+		tb.Logf("stale namespaces: %v", err)
 	}
-	sw, err := netns.NewSwitch("migsw", "10.232.0.254", 24)
+	var closers []func() // run last to first
+	var once sync.Once
+	closeAll := func() {
+		once.Do(func() {
+			for i := len(closers) - 1; i >= 0; i-- {
+				closers[i]()
+			}
+		})
+	}
+	tb.Cleanup(closeAll)
+	sw, err := netns.NewSwitch(label+"sw", net24+".254", 24)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { sw.Close() })
+	closers = append(closers, func() { sw.Close() })
 	var agents []*localAgent
 	for i, name := range names {
-		ns, err := netns.New("mig" + name)
+		ns, err := netns.New(label + name)
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
-		t.Cleanup(func() { ns.Close() })
-		ip := fmt.Sprintf("10.232.0.%d", i+1)
+		closers = append(closers, func() { ns.Close() })
+		ip := fmt.Sprintf("%s.%d", net24, i+1)
 		if err := sw.Plug(ns, ip); err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		agents = append(agents, &localAgent{Name: name, IP: ip, Zone: string(rune('a' + i)),
 			Args: []string{"--bootstrap-expect", "3"},
 			Wrap: func(bin string, args ...string) *exec.Cmd { return ns.Command(bin, args...) }})
 	}
-	lc := &localCluster{bin: testBin, dir: t.TempDir()}
-	t.Cleanup(func() {
-		if t.Failed() {
-			dumpLogs(t, lc)
+	lc := &localCluster{bin: testBin, dir: tb.TempDir()}
+	closers = append(closers, func() {
+		if tb.Failed() {
+			massDumpLogs(tb, lc)
 		}
 		lc.stopAll()
 	})
 	for _, a := range agents {
 		if err := lc.start(a, agents[0].IP+":7946"); err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 	}
-	return lc, agents
+	return lc, agents, closeAll
 }
 
 // TestMigrateBetweenHostsInNamespaces: three agents, each in its own
@@ -198,11 +220,11 @@ func TestDeltaCheckpointShipsOnlyWhatChanged(t *testing.T) {
 }
 
 // metricValue reads one unlabelled Prometheus counter or gauge.
-func metricValue(t *testing.T, url, name string) float64 {
-	t.Helper()
+func metricValue(tb testing.TB, url, name string) float64 {
+	tb.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
@@ -210,11 +232,11 @@ func metricValue(t *testing.T, url, name string) float64 {
 		if f := strings.Fields(line); len(f) == 2 && f[0] == name {
 			v, err := strconv.ParseFloat(f[1], 64)
 			if err != nil {
-				t.Fatal(err)
+				tb.Fatal(err)
 			}
 			return v
 		}
 	}
-	t.Fatalf("%s has no %s", url, name)
+	tb.Fatalf("%s has no %s", url, name)
 	return 0
 }
