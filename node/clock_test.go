@@ -49,17 +49,7 @@ func TestWallClockStepsDoNotMoveLeases(t *testing.T) {
 	// workload before the leader re-grants it.
 	tc.node("a1").testClock.offset.Store(int64(-time.Hour))
 	tc.isolate("a1")
-	var regrant time.Time
-	eventually(t, 20*time.Second, "re-granted to the standby", func() error {
-		ms, _ := tc.node(standby).Migrations(ctx)
-		for _, m := range ms {
-			if m.Reason == "lost" && m.To == standby {
-				regrant = m.Phases[0].At
-				return nil
-			}
-		}
-		return fmt.Errorf("migrations %+v", ms)
-	})
+	regrant := waitRegranted(t, tc, standby).Phases[0].At
 	fenced := tc.node("a1").FencedSince().Add(time.Hour) // back on the true wall clock
 	if tc.node("a1").FencedSince().IsZero() || !fenced.Before(regrant) {
 		t.Fatalf("a1 fenced at %v (true time), re-granted at %v: the fence must come first", fenced, regrant)

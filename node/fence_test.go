@@ -38,17 +38,7 @@ func TestIsolatedHolderFencesBeforeRegrant(t *testing.T) {
 	}
 
 	tc.isolate("a1")
-	var regranted fsm.Migration
-	eventually(t, 20*time.Second, "re-granted to the standby", func() error {
-		ms, _ := tc.node(standby).Migrations(ctx)
-		for _, m := range ms {
-			if m.Reason == "lost" && m.To == standby {
-				regranted = m
-				return nil
-			}
-		}
-		return fmt.Errorf("migrations %+v", ms)
-	})
+	regranted := waitRegranted(t, tc, standby)
 	fenced := tc.node("a1").FencedSince()
 	if fenced.IsZero() || !fenced.Before(regranted.Phases[0].At) {
 		t.Fatalf("a1 fenced at %v, the workload re-granted at %v: the fence must come first", fenced, regranted.Phases[0].At)
@@ -93,4 +83,22 @@ func procState(t *testing.T, pid int) string {
 		return ""
 	}
 	return s[i+2 : i+3]
+}
+
+// waitRegranted waits until the leader re-granted a lost holder's
+// workload to standby, and returns that migration.
+func waitRegranted(t *testing.T, tc *testCluster, standby string) fsm.Migration {
+	t.Helper()
+	var regranted fsm.Migration
+	eventually(t, 20*time.Second, "re-granted to the standby", func() error {
+		ms, _ := tc.node(standby).Migrations(context.Background())
+		for _, m := range ms {
+			if m.Reason == "lost" && m.To == standby {
+				regranted = m
+				return nil
+			}
+		}
+		return fmt.Errorf("migrations %+v", ms)
+	})
+	return regranted
 }
