@@ -22,8 +22,9 @@ type httpFront struct {
 	ln   *switchListener
 	held atomic.Int64 // requests waiting for a holder
 
-	mu   sync.Mutex // guards srv
-	srv  *http.Server
+	mu   sync.Mutex     // guards srv and all
+	srv  *http.Server   // the server new connections go to
+	all  []*http.Server // every server started, drained ones too
 	done sync.WaitGroup
 }
 
@@ -41,6 +42,7 @@ func (f *httpFront) serve(keepAlive bool) {
 	inner := f.ln.next()
 	f.mu.Lock()
 	f.srv = srv
+	f.all = append(f.all, srv)
 	f.mu.Unlock()
 	f.done.Add(1)
 	go func() {
@@ -71,12 +73,14 @@ func (f *httpFront) drain() {
 func (f *httpFront) close() {
 	f.ln.Close()
 	f.mu.Lock()
-	srv := f.srv
+	srv, all := f.srv, f.all
 	f.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	_ = srv.Shutdown(ctx)
 	cancel()
-	_ = srv.Close()
+	for _, s := range all { // a drained server's Shutdown may still wait on a request
+		_ = s.Close()
+	}
 	f.done.Wait()
 }
 
