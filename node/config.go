@@ -302,9 +302,3 @@ func firstNonLoopback() string {
 
 // renewEvery is how often a node renews its lease.
 func (c Config) renewEvery() time.Duration { return c.LeaseTTL / 3 }
-
-// regrantAfter is how long after a lease lapses a holder's workloads may be
-// granted elsewhere: TTL·(1+ρ) + lock-delay.
-func (c Config) regrantAfter() time.Duration {
-	return time.Duration(float64(c.LeaseTTL)*(1+c.DriftBound)) + c.LockDelay
-}

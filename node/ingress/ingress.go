@@ -276,7 +276,7 @@ func (in *Ingress) budget(r Route) time.Duration {
 var errHeldTooLong = errors.New("ingress: no holder ready within the budget")
 
 // waitReady holds until service's route is ready with an epoch of at
-// least min (and, if after is non-nil, after it changed), or ctx ends.
+// least min, or ctx ends.
 func (in *Ingress) waitReady(ctx context.Context, service string, min uint64) (Route, error) {
 	for {
 		changed := in.cfg.Table.Changed()
