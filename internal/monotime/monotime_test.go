@@ -31,7 +31,7 @@ func TestArithmetic(t *testing.T) {
 		t.Fatalf("Add/Sub = %v", got)
 	}
 	wall := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	if got := i.Add(3 * time.Second).Wall(i, wall); !got.Equal(wall.Add(3 * time.Second)) {
+	if got := i.Add(3*time.Second).Wall(i, wall); !got.Equal(wall.Add(3 * time.Second)) {
 		t.Fatalf("Wall = %v", got)
 	}
 }
