@@ -110,6 +110,11 @@ func NewCRIU(cfg CRIUConfig) (*CRIU, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if did, err := seedKdat(context.Background(), cfg.Path); err != nil {
+		log.Warn("CRIU will probe the kernel in every dump and restore (about 20 ms each)", "err", err)
+	} else {
+		log.Debug("criu kernel-feature cache", "path", kdatPath, "cache", did)
+	}
 	log.Debug("criu ready", "path", cfg.Path, "version", v)
 	return &CRIU{cfg: cfg, log: log, version: v, now: time.Now}, nil
 }
