@@ -1,6 +1,9 @@
 package fsm
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // checkpointPrepare records a pending checkpoint of the current epoch,
 // replacing any earlier pending one, and returns its Seq (uint64).
@@ -18,6 +21,9 @@ func (s *State) checkpointPrepare(c CheckpointPrepare) (any, error) {
 	if err := w.checkEpoch(c.Epoch); err != nil {
 		return nil, err
 	}
+	if c.LazyFrom != "" && c.LazyFrom != w.Assignment.Holder {
+		return nil, invalid("lazy_from", "%q is not %s's holder %q: only the holder's frozen process serves a lazy checkpoint", c.LazyFrom, c.Workload, w.Assignment.Holder)
+	}
 	seq := w.NextSeq
 	if c.Seq != 0 && c.Seq != seq {
 		return nil, fmt.Errorf("%w: workload %q: checkpoint seq %d was expected, the next is %d", ErrStaleEpoch, c.Workload, c.Seq, seq)
@@ -28,6 +34,7 @@ func (s *State) checkpointPrepare(c CheckpointPrepare) (any, error) {
 		Epoch:      c.Epoch,
 		Digest:     c.Digest,
 		Bytes:      c.Bytes,
+		LazyFrom:   c.LazyFrom,
 		PreparedAt: c.At,
 	}
 	return seq, nil
@@ -63,9 +70,30 @@ func (s *State) checkpointCommit(c CheckpointCommit) (any, error) {
 	}
 	rec := *p
 	rec.Standbys, rec.CommittedAt = cloneSlice(c.Standbys), c.At
-	w.Checkpoints = keepLast(append(w.Checkpoints, rec), KeepCheckpoints)
+	w.Checkpoints = keepCheckpoints(append(w.Checkpoints, rec))
 	w.Pending = nil
 	return cloneCheckpoint(rec), nil
+}
+
+// keepCheckpoints keeps the newest KeepCheckpoints complete checkpoints
+// and a lazy one only while no complete one is newer: a lazy checkpoint
+// is restored once, right after its move, and is no copy to fall back on,
+// so it must not push a complete one out.
+func keepCheckpoints(recs []CheckpointRecord) []CheckpointRecord {
+	var out []CheckpointRecord
+	complete := 0
+	for i := len(recs) - 1; i >= 0; i-- {
+		switch {
+		case recs[i].LazyFrom == "" && complete < KeepCheckpoints:
+			complete++
+		case recs[i].LazyFrom != "" && complete == 0:
+		default:
+			continue
+		}
+		out = append(out, recs[i])
+	}
+	slices.Reverse(out)
+	return out
 }
 
 // checkpointAbort drops the pending checkpoint with the given Seq.

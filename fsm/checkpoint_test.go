@@ -36,6 +36,7 @@ func TestCheckpointPrepareRefuses(t *testing.T) {
 		{"unknown workload", CheckpointPrepare{Workload: "ghost", Epoch: e, Digest: "d"}, ErrNotFound},
 		{"no digest", CheckpointPrepare{Workload: "w", Epoch: e}, ErrInvalid},
 		{"negative bytes", CheckpointPrepare{Workload: "w", Epoch: e, Digest: "d", Bytes: -1}, ErrInvalid},
+		{"lazy, not from the holder", CheckpointPrepare{Workload: "w", Epoch: e, Digest: "d", LazyFrom: "n1"}, ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { h.refuse(tt.c, tt.want) })
@@ -115,5 +116,39 @@ func TestPrepareExpectedSeq(t *testing.T) {
 	h.refuse(CheckpointPrepare{Workload: "w", Epoch: epoch, Seq: next, Digest: "d2", Bytes: 1}, ErrStaleEpoch)
 	if got := h.workload("w").Pending; got == nil || got.Digest != "d1" {
 		t.Fatalf("pending = %+v, want the first prepare to stand", got)
+	}
+}
+
+// TestLazyCheckpointsNeverPushOutCompleteOnes: a lazy checkpoint is kept
+// only while it is the newest, and the complete ones before it stay.
+func TestLazyCheckpointsNeverPushOutCompleteOnes(t *testing.T) {
+	h := newHarness(t)
+	e := h.grant("w", "n1")
+	commit := func(lazyFrom string) uint64 {
+		t.Helper()
+		seq := h.ok(CheckpointPrepare{Workload: "w", Epoch: e, Digest: "d", LazyFrom: lazyFrom, At: t0}).Value.(uint64)
+		h.ok(CheckpointCommit{Workload: "w", Seq: seq, Digest: "d", Standbys: []string{"n1", "n2"}, At: t0})
+		return seq
+	}
+	seqs := func() []uint64 {
+		var out []uint64
+		for _, c := range h.workload("w").Checkpoints {
+			out = append(out, c.Seq)
+		}
+		return out
+	}
+	commit("")
+	commit("")
+	lazy1 := commit("n1")
+	lazy2 := commit("n1")
+	if got, want := seqs(), []uint64{1, 2, lazy1, lazy2}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("after two lazy checkpoints: %v, want %v (both complete ones kept)", got, want)
+	}
+	if c := h.workload("w").Checkpoints[3]; c.LazyFrom != "n1" {
+		t.Fatalf("the lazy record lost its source: %#v", c)
+	}
+	full := commit("")
+	if got, want := seqs(), []uint64{2, full}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("after a complete one: %v, want %v (the lazy ones dropped)", got, want)
 	}
 }

@@ -147,11 +147,13 @@ type WorkloadSetStandbys struct {
 // current, or if Seq is set and is not the workload's NextSeq (the holder
 // builds the manifest, which names the seq, before it proposes).
 type CheckpointPrepare struct {
-	Workload string    `json:"workload"`
-	Epoch    uint64    `json:"epoch"`
-	Seq      uint64    `json:"seq,omitempty"`
-	Digest   string    `json:"digest"`
-	Bytes    int64     `json:"bytes"`
+	Workload string `json:"workload"`
+	Epoch    uint64 `json:"epoch"`
+	Seq      uint64 `json:"seq,omitempty"`
+	Digest   string `json:"digest"`
+	Bytes    int64  `json:"bytes"`
+	// LazyFrom marks a lazy checkpoint (see CheckpointRecord.LazyFrom).
+	LazyFrom string    `json:"lazy_from,omitempty"`
 	At       time.Time `json:"at"`
 }
 

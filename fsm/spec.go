@@ -85,6 +85,9 @@ func (p CheckpointPolicy) validate() error {
 	if p.Interval < 0 {
 		errs = append(errs, invalid("checkpoint.interval", "%s must not be negative", time.Duration(p.Interval)))
 	}
+	if p.LazyPages && p.Mode != ModeCRIU {
+		errs = append(errs, invalid("checkpoint.lazy_pages", "needs mode criu, not %q (only CRIU restores before the memory moves)", p.Mode))
+	}
 	return errors.Join(errs...)
 }
 

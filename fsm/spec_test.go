@@ -32,6 +32,8 @@ func TestValidate(t *testing.T) {
 		{"mode app", func(s *WorkloadSpec) { s.Checkpoint.Mode = ModeApp }, ""},
 		{"mode none, no interval", func(s *WorkloadSpec) { s.Checkpoint = CheckpointPolicy{Mode: ModeNone} }, ""},
 		{"negative interval", func(s *WorkloadSpec) { s.Checkpoint.Interval = -1 }, "checkpoint.interval"},
+		{"lazy pages, criu", func(s *WorkloadSpec) { s.Checkpoint.LazyPages = true }, ""},
+		{"lazy pages, app", func(s *WorkloadSpec) { s.Checkpoint.Mode, s.Checkpoint.LazyPages = ModeApp, true }, "checkpoint.lazy_pages"},
 		{"priority unset", func(s *WorkloadSpec) { s.Priority = "" }, "priority"},
 		{"priority unknown", func(s *WorkloadSpec) { s.Priority = "urgent" }, "priority"},
 		{"priority batch", func(s *WorkloadSpec) { s.Priority = PriorityBatch }, ""},

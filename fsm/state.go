@@ -135,6 +135,12 @@ const (
 type CheckpointPolicy struct {
 	Mode     string   `json:"mode" yaml:"mode"`
 	Interval Duration `json:"interval,omitempty" yaml:"interval,omitempty"`
+	// LazyPages makes a move's final checkpoint post-copy (criu mode
+	// only): the new holder restores before the memory moves and fetches
+	// it from the old holder's frozen process afterwards. The stall no
+	// longer grows with memory, but until every page has moved the old
+	// holder holds the only copy of the memory.
+	LazyPages bool `json:"lazy_pages,omitempty" yaml:"lazy_pages,omitempty"`
 }
 
 // Service is how clients reach a workload through every peer's ingress.
@@ -196,7 +202,11 @@ type CheckpointRecord struct {
 	Digest string `json:"digest"` // hex SHA-256 of the manifest
 	Bytes  int64  `json:"bytes"`
 	// Standbys lists the nodes holding a verified copy.
-	Standbys    []string  `json:"standbys,omitempty"`
+	Standbys []string `json:"standbys,omitempty"`
+	// LazyFrom, on a lazy (post-copy) checkpoint, names the node whose
+	// frozen process serves its memory: it can be restored only once,
+	// right after the move, and never counts as a copy to fall back on.
+	LazyFrom    string    `json:"lazy_from,omitempty"`
 	PreparedAt  time.Time `json:"prepared_at,omitzero"`
 	CommittedAt time.Time `json:"committed_at,omitzero"`
 }
