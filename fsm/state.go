@@ -123,6 +123,11 @@ const (
 	ModeNone = "none"
 )
 
+// CapLazyPages, in a node's Modes beside the checkpoint modes, says that
+// the node can restore a lazy (post-copy) checkpoint: userfaultfd works
+// and CRIU can use it.
+const CapLazyPages = "lazy-pages"
+
 // Priority classes, highest first.
 const (
 	PriorityCritical = "critical"

@@ -63,6 +63,9 @@ const (
 	ModeCRIU = "criu"
 	ModeApp  = "app"
 	ModeNone = "none"
+	// ModeLazyPages is a capability beside the modes: the node can
+	// restore lazy (post-copy) CRIU checkpoints.
+	ModeLazyPages = "lazy-pages"
 )
 
 // Meta is the node metadata every peer gossips about itself.
@@ -77,7 +80,8 @@ const (
 //	raft, transfer, http, ingress port   uvarint
 //	memory MiB, CPU millis               uvarint
 //	deadline zig-zag varint, unix milliseconds, 0 = none
-//	modes    uvarint bitmask: bit 0 criu, bit 1 app, bit 2 none; others reserved
+//	modes    uvarint bitmask: bit 0 criu, bit 1 app, bit 2 none, bit 3 lazy-pages
+//	         (given meaning after the others; older decoders ignore it); others reserved
 //
 // A string is a uvarint length (at most 255) and its bytes. An enum is one
 // byte: 0 for "", a code from a frozen table, or 0xFF followed by a string
@@ -111,7 +115,7 @@ type Meta struct {
 	Role     string    // RoleVoter, RoleSpare, RoleMember or ""
 	Leader   bool      // reports whether the node leads Raft now
 	InRaft   bool      // reports whether the node has Raft state (belongs to a formed cluster)
-	Modes    []string  // checkpoint modes served: subset of ModeCRIU, ModeApp, ModeNone
+	Modes    []string  // checkpoint modes served: subset of ModeCRIU, ModeApp, ModeNone, and ModeLazyPages
 }
 
 // Frozen enum tables: the index is the wire code. Never reorder or extend.
@@ -120,7 +124,7 @@ var (
 	roleCodes      = []string{"", RoleVoter, RoleSpare, RoleMember}
 	lifecycleCodes = []string{"", LifecycleSpot, LifecycleOnDemand}
 	cloudCodes     = []string{"", CloudAWS, CloudGCP, CloudAzure, CloudNone}
-	modeBits       = []string{ModeCRIU, ModeApp, ModeNone}
+	modeBits       = []string{ModeCRIU, ModeApp, ModeNone, ModeLazyPages}
 )
 
 const (

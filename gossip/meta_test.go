@@ -30,7 +30,7 @@ func maximalMeta() Meta {
 		Role:         RoleVoter,
 		Leader:       true,
 		InRaft:       true,
-		Modes:        []string{ModeCRIU, ModeApp, ModeNone},
+		Modes:        []string{ModeCRIU, ModeApp, ModeNone, ModeLazyPages},
 	}
 }
 

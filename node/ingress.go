@@ -46,7 +46,10 @@ func (t routeTable) Routes() []ingress.Route {
 		if rec, ok := v.Node(a.Holder); ok && a.Holder != "" {
 			r.Gate = net.JoinHostPort(rec.Addr, strconv.Itoa(rec.Ports.Ingress))
 			r.Upstream = net.JoinHostPort(rec.Addr, strconv.Itoa(s.Port))
-			r.Ready = a.State == fsm.WorkloadRunning && a.Epoch > 0 && rec.Ports.Ingress > 0 && moving[w.Spec.ID] != a.Holder
+			// Granted counts: the new holder's gate holds what it gets
+			// until the process is up, which it knows before the cluster.
+			up := a.State == fsm.WorkloadRunning || a.State == fsm.WorkloadGranted
+			r.Ready = up && a.Epoch > 0 && rec.Ports.Ingress > 0 && moving[w.Spec.ID] != a.Holder
 		}
 		out = append(out, r)
 	}
@@ -60,12 +63,15 @@ func (n *Node) localService(id string, epoch uint64) (string, error) {
 	switch {
 	case !ok:
 		return "", fmt.Errorf("no workload %q", id)
+	case w.Assignment.Epoch < epoch:
+		// The front's replica saw the grant first: wait for this one.
+		return "", fmt.Errorf("%w: this node's replica shows %s under epoch %d, not yet %d", ingress.ErrStarting, id, w.Assignment.Epoch, epoch)
 	case w.Assignment.Holder != n.cfg.Name || w.Assignment.Epoch != epoch:
 		return "", fmt.Errorf("held by %s under epoch %d", w.Assignment.Holder, w.Assignment.Epoch)
 	case w.Spec.Service == nil:
 		return "", fmt.Errorf("%s has no service", id)
 	case n.sup.PID(id) == 0:
-		return "", fmt.Errorf("%s does not run here", id)
+		return "", fmt.Errorf("%w: %s does not run here yet", ingress.ErrStarting, id)
 	}
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(w.Spec.Service.Port)), nil
 }

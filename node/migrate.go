@@ -185,17 +185,18 @@ func (n *Node) migrateLocal(ctx context.Context, req migrateRequest) (runtime.Re
 		n.applyLogged(context.WithoutCancel(ctx), c)
 	}
 	var epoch uint64
+	lazy := n.lazyMove(w, to, req.Park)
 	// Requests already admitted finish before the final checkpoint; new
 	// ones wait at the fronts for the next holder.
 	reopen := n.closeGate(ctx, id, w.Assignment.Epoch)
 	res, err := n.localSup(func(sup *runtime.Supervisor) (runtime.Result, error) {
-		return sup.Handoff(ctx, id, func(ctx context.Context, rw runtime.Workload, c *transfer.Checkpoint) error {
+		return sup.Handoff(ctx, id, lazy, func(ctx context.Context, rw runtime.Workload, c *transfer.Checkpoint, lazy bool) error {
 			phase(fsm.PhaseTransferring, 0, nil)
 			var err error
 			if req.Park {
 				return n.park(ctx, rw, c, req.Reason)
 			}
-			epoch, err = n.handoffTo(ctx, rw, c, to, w.Assignment.Standbys)
+			epoch, err = n.handoffTo(ctx, rw, c, lazy, to, w.Assignment.Standbys)
 			return err
 		})
 	})
@@ -227,8 +228,13 @@ func (n *Node) migrateLocal(ctx context.Context, req migrateRequest) (runtime.Re
 // handoffTo commits the final checkpoint with to among its holders and
 // grants the workload to to under the next epoch; it returns that epoch
 // once this node's replica shows the grant.
-func (n *Node) handoffTo(ctx context.Context, w runtime.Workload, c *transfer.Checkpoint, to string, standbys []string) (uint64, error) {
-	if c != nil {
+func (n *Node) handoffTo(ctx context.Context, w runtime.Workload, c *transfer.Checkpoint, lazy bool, to string, standbys []string) (uint64, error) {
+	switch {
+	case c != nil && lazy:
+		if err := n.commitLazy(ctx, w.Spec.ID, w.Epoch, c, to); err != nil {
+			return 0, err
+		}
+	case c != nil:
 		if err := n.commitCheckpoint(ctx, w.Spec.ID, w.Epoch, c, to); err != nil {
 			return 0, err
 		}

@@ -59,6 +59,7 @@ type Node struct {
 	xfer    *transfer.Server // receives checkpoints from holders (QUIC)
 	xferTCP *transfer.Server // the same over mutual TLS on TCP
 	sender  checkpointSender // ships checkpoints to standbys
+	pager   pageOpener       // the page relay of lazy moves
 	kick    chan struct{}    // wakes the leader loop early
 	evac    *evacuation      // the moves the leader started
 

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"slices"
@@ -48,6 +49,13 @@ func (n *Node) startTransfer() error {
 		return err
 	}
 	n.sender = cl
+	// The page relay of lazy moves always runs over TLS on TCP: a page
+	// fault waits for its round trip, and quic-go's is the slower one
+	// here (user-space, CPU-bound); the TCP server listens beside QUIC.
+	cc.Network = transfer.NetworkTCP
+	if n.pager, err = transfer.NewClient(cc); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -61,6 +69,9 @@ func (n *Node) transferServer(network string, port int, log *slog.Logger) (*tran
 	sc.Logger = log
 	sc.Accept = func(peer string, m *transfer.Manifest, digest string) error {
 		return n.acceptOffer(n.runCtx, peer, m, digest)
+	}
+	sc.Pages = func(peer, workload string, seq uint64) (net.Conn, error) {
+		return n.pagesFor(n.runCtx, peer, workload, seq)
 	}
 	srv, err := transfer.NewServer(sc)
 	if err != nil {
@@ -88,6 +99,12 @@ type checkpointSender interface {
 	Send(ctx context.Context, addr, peer string, ck *transfer.Checkpoint) (transfer.SendStats, error)
 }
 
+// pageOpener connects to the page server of a lazy checkpoint on a peer
+// (transfer.Client).
+type pageOpener interface {
+	OpenPages(ctx context.Context, addr, peer, workload string, seq uint64) (io.ReadWriteCloser, error)
+}
+
 // errNoStandby means no standby verified a checkpoint that had standbys to
 // go to: it is aborted rather than committed with no copy off this host.
 var errNoStandby = errors.New("no standby verified the checkpoint")
@@ -101,8 +118,22 @@ var errNoStandby = errors.New("no standby verified the checkpoint")
 // (a one-node cluster, or no eligible peer) commits with this node's copy
 // alone, and says so in the log.
 func (n *Node) commitCheckpoint(ctx context.Context, id string, epoch uint64, ck *transfer.Checkpoint, must ...string) error {
+	return n.commitTo(ctx, id, epoch, ck, false, must)
+}
+
+// commitLazy commits a lazy final checkpoint for its new holder to alone:
+// it holds no memory, so it is no copy for the standbys to keep.
+func (n *Node) commitLazy(ctx context.Context, id string, epoch uint64, ck *transfer.Checkpoint, to string) error {
+	return n.commitTo(ctx, id, epoch, ck, true, []string{to})
+}
+
+// commitTo is commitCheckpoint; a lazy checkpoint goes to must alone.
+func (n *Node) commitTo(ctx context.Context, id string, epoch uint64, ck *transfer.Checkpoint, lazy bool, must []string) error {
 	m := ck.Manifest
 	prep := fsm.CheckpointPrepare{Workload: id, Epoch: epoch, Seq: m.Seq, Digest: ck.Digest, Bytes: m.Bytes(), At: n.now()}
+	if lazy {
+		prep.LazyFrom = n.cfg.Name
+	}
 	if _, _, err := n.apply(ctx, prep); err != nil {
 		return fmt.Errorf("prepare checkpoint #%d: %w", m.Seq, err)
 	}
@@ -111,7 +142,7 @@ func (n *Node) commitCheckpoint(ctx context.Context, id string, epoch uint64, ck
 	n.mu.Unlock()
 	n.crashPoint(crashPrepared)
 	targets := must
-	if w, ok := n.view().Workload(id); ok {
+	if w, ok := n.view().Workload(id); ok && !lazy {
 		targets = append(slices.Clone(must), w.Assignment.Standbys...)
 	}
 	targets = slices.DeleteFunc(slices.Compact(sortedCopy(targets)), func(s string) bool { return s == n.cfg.Name })

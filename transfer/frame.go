@@ -33,6 +33,7 @@ const (
 	FrameChunk FrameType = 0x04 // client → server, data stream: one chunk
 	FrameDone  FrameType = 0x05 // server → client, control stream: sealed
 	FrameError FrameType = 0x06 // server → client, any stream: refused or failed
+	FramePages FrameType = 0x07 // both ways, a page relay stream: its request, then the server's ack (pages.go)
 
 	// FrameIgnorable marks a frame type that a reader which does not know
 	// it skips.
@@ -51,6 +52,8 @@ const (
 	maxOfferPayload = 2 + maxNameLen + 8 + 32 + MaxManifestSize
 	// maxNeedPayload bounds a NEED: header and a bitmap of MaxChunks bits.
 	maxNeedPayload = needHeaderSize + MaxChunks/8
+	// maxPagesPayload bounds a PAGES: workload, seq.
+	maxPagesPayload = 2 + maxNameLen + 8
 	// maxErrorMessage bounds an ERROR's message, in bytes.
 	maxErrorMessage = 4096
 	// maxIgnorablePayload bounds the payload of a frame a reader skips.
@@ -74,12 +77,14 @@ func (t FrameType) String() string {
 		return "DONE"
 	case FrameError:
 		return "ERROR"
+	case FramePages:
+		return "PAGES"
 	}
 	return fmt.Sprintf("frame type %#02x", byte(t))
 }
 
 // Known reports whether this version of the protocol knows t.
-func (t FrameType) Known() bool { return t >= FrameOffer && t <= FrameError }
+func (t FrameType) Known() bool { return t >= FrameOffer && t <= FramePages }
 
 // maxPayload is the largest payload a frame of type t may carry, or -1
 // if t is unknown and not ignorable.
@@ -97,6 +102,8 @@ func (t FrameType) maxPayload() int {
 		return 32
 	case FrameError:
 		return 2 + maxErrorMessage
+	case FramePages:
+		return maxPagesPayload
 	}
 	if t&FrameIgnorable != 0 {
 		return maxIgnorablePayload

@@ -50,6 +50,12 @@ func reencode(t testing.TB, ft FrameType, p []byte) []byte {
 			return nil
 		}
 		out = e.append(nil)
+	case FramePages:
+		m, err := decodePages(p)
+		if err != nil {
+			return nil
+		}
+		out = m.append(nil)
 	default:
 		return nil
 	}
@@ -66,7 +72,10 @@ func frameSeeds(t testing.TB) [][]byte {
 		seeds = append(seeds, frameBytes(ft, uint32(len(p)), p))
 	}
 	n := need{chunks: 9, needed: []uint32{8}}
+	pg := pages{workload: "counter", seq: 7}
 	seeds = append(seeds,
+		frameBytes(FramePages, uint32(len(pg.append(nil))), pg.append(nil)),
+		frameBytes(FramePages, 0, nil), // the server's ack
 		frameBytes(FrameNeed, needHeaderSize+2, n.append(nil)),
 		frameBytes(0x80|0x11, 2, []byte("xy")),
 		frameBytes(FrameChunk, 5, []byte{0, 0, 0, 0, 9}),
@@ -147,4 +156,11 @@ func FuzzDecodeDone(f *testing.F) {
 
 func FuzzDecodeError(f *testing.F) {
 	fuzzPayload(f, FrameError, []byte{0, 0}, []byte{0, 1, 0xc3}, []byte{0xff, 0xff, 'x'})
+}
+
+func FuzzDecodePages(f *testing.F) {
+	pg := pages{workload: "counter", seq: 7}
+	long := pages{workload: string(bytes.Repeat([]byte{'w'}, maxNameLen)), seq: 1<<64 - 1}
+	fuzzPayload(f, FramePages, pg.append(nil), long.append(nil), append(pg.append(nil), 0),
+		append(binary.BigEndian.AppendUint16(nil, 2), "..\x00\x00\x00\x00\x00\x00\x00\x01"...))
 }

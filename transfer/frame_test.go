@@ -92,7 +92,7 @@ func TestReadFrameRejects(t *testing.T) {
 		in   []byte
 		want error
 	}{
-		{"unknown type", frameBytes(0x07, 0, nil), ErrProtocol},
+		{"unknown type", frameBytes(0x08, 0, nil), ErrProtocol},
 		{"type zero", frameBytes(0, 0, nil), ErrProtocol},
 		{"oversized chunk", frameBytes(FrameChunk, 4+MaxChunkData+1, nil), ErrProtocol},
 		{"oversized hello", frameBytes(FrameHello, helloSize+1, nil), ErrProtocol},

@@ -132,7 +132,7 @@ func (s *Server) peerOf(cs tls.ConnectionState) (string, error) {
 }
 
 // serveStream serves one stream: a control stream opens with OFFER, a
-// data stream with HELLO.
+// data stream with HELLO, a page relay with PAGES.
 func (s *Server) serveStream(st stream, peer string) {
 	defer st.Close()
 	st.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
@@ -146,8 +146,10 @@ func (s *Server) serveStream(st stream, peer string) {
 		s.serveOffer(st, peer, p)
 	case t == FrameHello:
 		s.serveData(st, peer, p)
+	case t == FramePages:
+		s.servePages(st, peer, p)
 	default:
-		s.writeError(st, fmt.Errorf("%w: a stream opens with OFFER or HELLO, not %v", ErrProtocol, t))
+		s.writeError(st, fmt.Errorf("%w: a stream opens with OFFER, HELLO or PAGES, not %v", ErrProtocol, t))
 	}
 }
 

@@ -54,6 +54,15 @@ type ServerConfig struct {
 	// may block for a while (it may consult Raft). nil accepts every
 	// offer.
 	Accept func(peer string, m *Manifest, digest string) error
+	// Pages, if set, dials the local page server of checkpoint
+	// (workload, seq) for a page relay that the peer named peer (from
+	// its verified certificate; "" with NetworkPlain) asks for; the
+	// server relays the stream to the connection it returns, and closes
+	// that when the relay ends. A non-nil error refuses the relay and is
+	// told to the client (wrapped in ErrRefused, as Accept's). It is
+	// called from the stream's own goroutine and should not block for
+	// long: Close waits for it. nil refuses every relay.
+	Pages func(peer, workload string, seq uint64) (net.Conn, error)
 	// Logger receives the server's logs.
 	Logger *slog.Logger
 	// MaxSessions bounds the transfers received at once; an offer beyond

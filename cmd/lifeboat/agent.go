@@ -217,6 +217,7 @@ func (af *agentFlags) checkpointers(log *slog.Logger) ([]runtime.Checkpointer, e
 	}
 	cc := runtime.DefaultCRIUConfig()
 	cc.Path, cc.Logger = af.criuPath, log.With("part", "criu")
+	cc.LazyPages = rep.LazyPages
 	criu, err := runtime.NewCRIU(cc)
 	if err != nil {
 		log.Warn("criu checkpoint mode not offered", "err", err)

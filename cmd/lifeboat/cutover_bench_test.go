@@ -44,23 +44,35 @@ func BenchmarkCutover(b *testing.B) {
 	needCRIUOffered(b)
 	counter := buildMassCounter(b)
 	for _, mib := range []int{1, 64, 512} {
-		b.Run(fmt.Sprintf("%dMiB", mib), func(b *testing.B) {
-			var stall, p99, most, failed, declined, move []float64
-			for range b.N {
-				b.StopTimer()
-				r := cutoverOnce(b, counter, mib)
-				stall, p99, most = append(stall, msOf(r.load.Stall)), append(p99, msOf(r.load.P99)), append(most, msOf(r.load.Max))
-				failed, declined = append(failed, float64(r.load.Failed)), append(declined, float64(r.load.Backpressure))
-				move = append(move, msOf(r.move))
-			}
-			b.ReportMetric(median(stall), "ms/stall")
-			b.ReportMetric(median(p99), "ms/p99")
-			b.ReportMetric(median(most), "ms/max")
-			b.ReportMetric(median(failed), "failed")
-			b.ReportMetric(median(declined), "backpressure")
-			b.ReportMetric(median(move), "ms/move")
-		})
+		for _, lazy := range []bool{false, true} {
+			cutoverSizeMode(b, counter, mib, lazy)
+		}
 	}
+}
+
+// cutoverSizeMode runs the iterations of one size, with a stop-and-copy
+// or a lazy-pages final checkpoint.
+func cutoverSizeMode(b *testing.B, counter string, mib int, lazy bool) {
+	mode := "stop-copy"
+	if lazy {
+		mode = "lazy"
+	}
+	b.Run(fmt.Sprintf("%dMiB/%s", mib, mode), func(b *testing.B) {
+		var stall, p99, most, failed, declined, move []float64
+		for range b.N {
+			b.StopTimer()
+			r := cutoverOnce(b, counter, mib, lazy)
+			stall, p99, most = append(stall, msOf(r.load.Stall)), append(p99, msOf(r.load.P99)), append(most, msOf(r.load.Max))
+			failed, declined = append(failed, float64(r.load.Failed)), append(declined, float64(r.load.Backpressure))
+			move = append(move, msOf(r.move))
+		}
+		b.ReportMetric(median(stall), "ms/stall")
+		b.ReportMetric(median(p99), "ms/p99")
+		b.ReportMetric(median(most), "ms/max")
+		b.ReportMetric(median(failed), "failed")
+		b.ReportMetric(median(declined), "backpressure")
+		b.ReportMetric(median(move), "ms/move")
+	})
 }
 
 // needCRIUOffered: without root it skips (fails under CI=true, as
@@ -92,7 +104,7 @@ type cutoverRun struct {
 
 // cutoverOnce builds the cluster, moves the counter under load, checks
 // the outcome and removes everything, also when it fails.
-func cutoverOnce(b *testing.B, counter string, mib int) cutoverRun {
+func cutoverOnce(b *testing.B, counter string, mib int, lazy bool) cutoverRun {
 	_, agents, closeAll := switchHosts(b, "cut", "10.236.0", "c1", "c2", "c3")
 	defer func() {
 		closeAll()
@@ -102,7 +114,7 @@ func cutoverOnce(b *testing.B, counter string, mib int) cutoverRun {
 	if _, err := waitStatus(setup, agents[0].URL(), wantFormed(3)); err != nil {
 		b.Fatal(err)
 	}
-	w := submitCutoverCounter(b, setup, &api.Client{Base: agents[0].URL()}, counter, mib)
+	w := submitCutoverCounter(b, setup, &api.Client{Base: agents[0].URL()}, counter, mib, lazy)
 	standby := w.Standbys[0]
 	var front *localAgent // the peer that is neither holder nor standby, before or after
 	for _, a := range agents {
@@ -158,11 +170,11 @@ func cutoverOnce(b *testing.B, counter string, mib int) cutoverRun {
 // during the load: the stall is the move's alone. (With a 2 s interval the
 // 512 MiB dumps, 1.5 s frozen and 3-4 s in all on 2 cores, ran back to
 // back, and the move queued behind one.)
-func submitCutoverCounter(b *testing.B, ctx context.Context, c *api.Client, counter string, mib int) api.Workload {
+func submitCutoverCounter(b *testing.B, ctx context.Context, c *api.Client, counter string, mib int, lazy bool) api.Workload {
 	b.Helper()
 	spec := fsm.WorkloadSpec{ID: "counter", Standbys: 1,
 		Command:    []string{counter, "--port", fmt.Sprint(cutoverServicePort), "--ballast-mib", fmt.Sprint(mib)},
-		Checkpoint: fsm.CheckpointPolicy{Mode: fsm.ModeCRIU, Interval: fsm.Duration(time.Hour)},
+		Checkpoint: fsm.CheckpointPolicy{Mode: fsm.ModeCRIU, Interval: fsm.Duration(time.Hour), LazyPages: lazy},
 		Resources:  fsm.Resources{MemoryMiB: int64(mib) + 128},
 		Service: &fsm.Service{Port: cutoverServicePort, Listen: cutoverListenPort, Protocol: fsm.ProtocolHTTP,
 			SLO: fsm.Duration(3 * time.Second)},

@@ -2,7 +2,8 @@
 // whose only state is an in-memory counter. GET / increments it and
 // returns the new value; GET /value returns it unchanged. --ballast-mib N
 // holds N MiB of touched memory, so checkpoints have a realistic size, and
-// POST /ballast/touch?percent=P rewrites P % of it (delta tests).
+// POST /ballast/touch?percent=P rewrites P % of it (delta tests), and GET
+// /ballast/sum is its SHA-256 (a restore that lost a page shows here).
 //
 // It is lifeboat-aware in app mode: POST /lifeboat/checkpoint?dir=D writes
 // its state into D, and when started with LIFEBOAT_RESTORE_DIR it reads it
@@ -10,7 +11,9 @@
 package main
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -93,6 +96,12 @@ func (c *counter) routes() http.Handler {
 		fmt.Fprintln(w, c.count)
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /ballast/sum", func(w http.ResponseWriter, r *http.Request) {
+		c.mu.Lock()
+		sum := sha256.Sum256(c.ballast)
+		c.mu.Unlock()
+		fmt.Fprintln(w, hex.EncodeToString(sum[:]))
+	})
 	mux.HandleFunc("POST /ballast/touch", func(w http.ResponseWriter, r *http.Request) {
 		p, err := strconv.Atoi(r.URL.Query().Get("percent"))
 		if err != nil || p < 0 || p > 100 {

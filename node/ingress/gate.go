@@ -73,6 +73,11 @@ const (
 // errMoving: the gate does not (or no longer) admit this request.
 var errMoving = errors.New("not admitted here")
 
+// ErrStarting, from Config.Local, says the service is held here under the
+// epoch but its process is not up yet (a restore under way): the gate
+// holds the request until it is, within the request's budget.
+var ErrStarting = errors.New("the service is starting here")
+
 func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := r.Header.Get(HeaderService)
 	epoch, err := strconv.ParseUint(r.Header.Get(HeaderEpoch), 10, 64)
@@ -102,6 +107,17 @@ func (g *gate) admit(ctx context.Context, id string, epoch uint64) (string, func
 	}
 	g.mu.Unlock()
 	upstream, err := g.cfg.Local(id, epoch)
+	for errors.Is(err, ErrStarting) {
+		// Granted here and (re)starting: the request waits here rather
+		// than at the front, so that it goes in the moment the process is
+		// back rather than when the cluster has heard that it is.
+		select {
+		case <-ctx.Done():
+			return "", nil, fmt.Errorf("%w: %v", errMoving, err)
+		case <-time.After(2 * time.Millisecond):
+		}
+		upstream, err = g.cfg.Local(id, epoch)
+	}
 	if err != nil {
 		return "", nil, fmt.Errorf("%w: %v", errMoving, err)
 	}

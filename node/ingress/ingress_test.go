@@ -247,6 +247,40 @@ func TestCutoverHoldsAndReleasesWithoutErrors(t *testing.T) {
 	}
 }
 
+// A new holder's gate holds a request while the service is starting
+// there (ErrStarting) and passes it on the moment it is up.
+func TestGateHoldsWhileTheServiceStarts(t *testing.T) {
+	b := echo(t, "b")
+	var up atomic.Bool
+	r := newRig(t, func(c *Config) {
+		c.Local = func(id string, epoch uint64) (string, error) {
+			if !up.Load() {
+				return "", fmt.Errorf("%w: restoring", ErrStarting)
+			}
+			return hostOf(b), nil
+		}
+	}, func(r *rig) Route { return r.route(3, true, hostOf(b)) })
+	results := make(chan string, 1)
+	go func() {
+		code, body, _ := get(t, http.DefaultClient, r.url())
+		results <- fmt.Sprintf("%d %s", code, body)
+	}()
+	select {
+	case got := <-results:
+		t.Fatalf("answered %q before the service was up", got)
+	case <-time.After(150 * time.Millisecond):
+	}
+	up.Store(true)
+	select {
+	case got := <-results:
+		if got != "200 b epoch=3 body=" {
+			t.Fatalf("the held request: %q, want 200 from b under epoch 3", got)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("the held request was not passed on once the service was up")
+	}
+}
+
 func TestOverCapacityAnswers503WithRetryAfter(t *testing.T) {
 	r := newRig(t, func(c *Config) { c.MaxHeld = 2 }, func(r *rig) Route {
 		rt := r.route(1, false, "")

@@ -38,6 +38,10 @@ type CRIUConfig struct {
 	// stopping dump leaves behind for the restore (on another host) to
 	// remove.
 	NetworkLock string
+	// LazyPages says this host can restore lazy (post-copy) checkpoints:
+	// userfaultfd works and fs.pipe-max-size is large enough (the agent
+	// sets it from the host probe). Taking one needs neither.
+	LazyPages bool
 	// Logger receives the checkpointer's logs; nil discards them.
 	Logger *slog.Logger
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -30,6 +31,9 @@ type Cluster interface {
 	// Fetch brings a committed checkpoint this node lacks into its store
 	// from a node that holds a verified copy.
 	Fetch(ctx context.Context, id string, rec fsm.CheckpointRecord) error
+	// Pages connects to the page server of the lazy checkpoint seq of
+	// workload id, which node from serves (see LazyCheckpointer).
+	Pages(ctx context.Context, from, id string, seq uint64) (io.ReadWriteCloser, error)
 }
 
 // Config configures a Supervisor.
@@ -90,8 +94,9 @@ type Supervisor struct {
 	mu     sync.Mutex // guards units and closed
 	units  map[string]*unit
 	closed bool
-	fenced bool           // see Fence
-	wg     sync.WaitGroup // one per unit goroutine
+	pages  map[pageKey]string // the page servers of lazy dumps under way
+	fenced bool               // see Fence
+	wg     sync.WaitGroup     // one per unit goroutine
 }
 
 // New builds a supervisor over the given checkpointers (by Mode()).
@@ -104,7 +109,7 @@ func New(cfg Config, cluster Cluster, checkpointers ...Checkpointer) (*Superviso
 		return nil, fmt.Errorf("runtime: checkpoint store: %w", err)
 	}
 	s := &Supervisor{cfg: cfg, log: cfg.Logger, modes: map[string]Checkpointer{}, store: store,
-		cluster: cluster, units: map[string]*unit{}}
+		cluster: cluster, units: map[string]*unit{}, pages: map[pageKey]string{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -124,6 +129,9 @@ func (s *Supervisor) Modes() []string {
 		if _, ok := s.modes[m]; ok {
 			out = append(out, m)
 		}
+	}
+	if lz, ok := s.modes[fsm.ModeCRIU].(LazyCheckpointer); ok && lz.LazyPages() {
+		out = append(out, fsm.CapLazyPages)
 	}
 	return out
 }
@@ -299,17 +307,48 @@ func (s *Supervisor) signalAll(sig syscall.Signal) []string {
 // final checkpoint, sealed in the store (nil in mode none), and must
 // commit it, grant the workload away through the cluster and return only
 // once this node's replica shows the new holder: the unit ends when it
-// returns nil, and the workload starts again here when it fails.
-type HandoffFunc func(ctx context.Context, w Workload, c *transfer.Checkpoint) error
+// returns nil, and the workload runs on (or starts again) here when it
+// fails. A lazy checkpoint holds no memory: it is committed for the new
+// holder alone, which fetches the memory from this node's page server
+// (PageServer) while the process waits here, frozen.
+type HandoffFunc func(ctx context.Context, w Workload, c *transfer.Checkpoint, lazy bool) error
+
+// pageKey names a lazy checkpoint.
+type pageKey struct {
+	workload string
+	seq      uint64
+}
+
+// PageServer is the loopback address of the page server that serves the
+// memory of workload id's lazy checkpoint seq, while its dump is under
+// way here.
+func (s *Supervisor) PageServer(id string, seq uint64) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	addr, ok := s.pages[pageKey{id, seq}]
+	return addr, ok
+}
+
+func (s *Supervisor) setPageServer(id string, seq uint64, addr string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if addr == "" {
+		delete(s.pages, pageKey{id, seq})
+		return
+	}
+	s.pages[pageKey{id, seq}] = addr
+}
 
 // Handoff takes a workload's final checkpoint (stopping it) and hands it
-// to fn.
-func (s *Supervisor) Handoff(ctx context.Context, id string, fn HandoffFunc) (Result, error) {
+// to fn. With lazy, a workload whose spec asks for lazy pages gets a
+// lazy final checkpoint where its checkpointer can take one; the caller
+// says lazy only when the new holder can restore one.
+func (s *Supervisor) Handoff(ctx context.Context, id string, lazy bool, fn HandoffFunc) (Result, error) {
 	u, err := s.unit(id)
 	if err != nil {
 		return Result{}, err
 	}
-	return u.send(ctx, request{kind: reqHandoff, handoff: fn, reply: make(chan reply, 1)})
+	return u.send(ctx, request{kind: reqHandoff, handoff: fn, lazy: lazy, reply: make(chan reply, 1)})
 }
 
 // Close stops every workload and waits for them.

@@ -88,6 +88,10 @@ func (f *fakeCluster) Fetch(_ context.Context, id string, rec fsm.CheckpointReco
 	return fmt.Errorf("fake cluster: no peer to fetch %s#%d from", id, rec.Seq)
 }
 
+func (f *fakeCluster) Pages(_ context.Context, from, id string, seq uint64) (io.ReadWriteCloser, error) {
+	return nil, fmt.Errorf("fake cluster: no page server of %s#%d on %s", id, seq, from)
+}
+
 // waitReport waits until the latest report starts with prefix.
 func (f *fakeCluster) waitReport(t *testing.T, prefix string) string {
 	t.Helper()
@@ -303,7 +307,7 @@ func TestHandoff(t *testing.T) {
 
 	// Fails before committing: back here from nothing committed, fresh.
 	boom := errors.New("target refused")
-	if _, err := s.Handoff(context.Background(), "counter", func(ctx context.Context, w Workload, c *transfer.Checkpoint) error {
+	if _, err := s.Handoff(context.Background(), "counter", false, func(ctx context.Context, w Workload, c *transfer.Checkpoint, _ bool) error {
 		if c == nil || c.Manifest.Seq != 1 {
 			t.Errorf("handoff got checkpoint %+v", c)
 		}
@@ -317,7 +321,7 @@ func TestHandoff(t *testing.T) {
 	hit(t, port, "/") // 2
 
 	// Fails after committing: back here from the final checkpoint.
-	if _, err := s.Handoff(context.Background(), "counter", func(ctx context.Context, w Workload, c *transfer.Checkpoint) error {
+	if _, err := s.Handoff(context.Background(), "counter", false, func(ctx context.Context, w Workload, c *transfer.Checkpoint, _ bool) error {
 		if err := fc.Commit(ctx, w.Spec.ID, w.Epoch, c); err != nil {
 			return err
 		}
@@ -331,7 +335,7 @@ func TestHandoff(t *testing.T) {
 
 	// Succeeds: the unit ends, the process is gone, the checkpoint holds 3.
 	var handed *transfer.Checkpoint
-	res, err := s.Handoff(context.Background(), "counter", func(ctx context.Context, w Workload, c *transfer.Checkpoint) error {
+	res, err := s.Handoff(context.Background(), "counter", false, func(ctx context.Context, w Workload, c *transfer.Checkpoint, _ bool) error {
 		handed = c
 		return fc.Commit(ctx, w.Spec.ID, w.Epoch, c)
 	})

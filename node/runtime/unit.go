@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -43,6 +44,7 @@ const (
 type request struct {
 	kind    reqKind
 	handoff HandoffFunc // reqHandoff only
+	lazy    bool        // reqHandoff: a lazy final checkpoint may be taken
 	reply   chan reply
 }
 
@@ -73,6 +75,10 @@ type unit struct {
 	// running workload is never left recorded as restoring or pending.
 	unrecorded *stateReport
 	sending    sync.Mutex // one report on the wire at a time, in order
+
+	// lazy is the memory of a lazily restored process on its way in
+	// (StartLazy); the unit's goroutine alone uses it.
+	lazy *LazyRestore
 
 	curPID atomic.Int64 // the running process, 0 when none
 	// frozen reports that a fence stopped the process (SIGSTOP) and no
@@ -205,10 +211,12 @@ func (u *unit) run() {
 			backoff = min(2*backoff, u.s.cfg.RestartMax)
 			continue
 		}
+		u.frozen.Store(false) // a start waits out any fence: this process was never frozen
+		// Before the report, which waits for Raft: the gate admits
+		// requests as soon as the process runs.
+		u.curPID.Store(int64(proc.Pid))
 		u.report(fsm.WorkloadRunning, startMessage(res))
 		started := time.Now()
-		u.frozen.Store(false) // a start waits out any fence: this process was never frozen
-		u.curPID.Store(int64(proc.Pid))
 		out := u.serve(proc)
 		u.curPID.Store(0)
 		if out.gone {
@@ -244,13 +252,17 @@ func (u *unit) afterCrash(exit error, backoff time.Duration) *fsm.CheckpointReco
 	return u.latest()
 }
 
-// latest is the newest committed checkpoint, or nil.
+// latest is the newest complete committed checkpoint, or nil. A lazy one
+// is restored only by the start right after its move (Desired.From): its
+// memory is gone once that restore fetched it.
 func (u *unit) latest() *fsm.CheckpointRecord {
 	recs := u.s.cluster.Committed(u.spec.ID)
-	if len(recs) == 0 {
-		return nil
+	for i := len(recs) - 1; i >= 0; i-- {
+		if recs[i].LazyFrom == "" {
+			return &recs[i]
+		}
 	}
-	return &recs[len(recs)-1]
+	return nil
 }
 
 // fallback decides what the next start tries after a failed one: a
@@ -263,7 +275,7 @@ func (u *unit) fallback(from *fsm.CheckpointRecord) *fsm.CheckpointRecord {
 	}
 	recs := u.s.cluster.Committed(u.spec.ID)
 	for i := len(recs) - 1; i >= 0; i-- {
-		if recs[i].Seq < from.Seq {
+		if recs[i].Seq < from.Seq && recs[i].LazyFrom == "" {
 			u.s.log.Error("falling back to an older checkpoint", "workload", u.spec.ID, "failed", from.Seq, "next", recs[i].Seq)
 			return &recs[i]
 		}
@@ -315,11 +327,34 @@ func (u *unit) start(from *fsm.CheckpointRecord) (*os.Process, Result, error) {
 	}
 	ctx, cancel := context.WithTimeout(u.ctx, checkpointTimeout)
 	defer cancel()
+	if from != nil && from.LazyFrom != "" {
+		return u.startLazy(ctx, w, dir, *from, res, begin)
+	}
 	proc, err := u.ck.Start(ctx, w, dir)
 	res.Took = time.Since(begin)
 	if err != nil {
 		return nil, res, err
 	}
+	res.PID = proc.Pid
+	return proc, res, nil
+}
+
+// startLazy restores from a lazy checkpoint, its memory coming from the
+// old holder's page server, and keeps the restore's handle in u.lazy.
+func (u *unit) startLazy(ctx context.Context, w Workload, dir string, from fsm.CheckpointRecord, res Result, begin time.Time) (*os.Process, Result, error) {
+	lz, ok := u.ck.(LazyCheckpointer)
+	if !ok {
+		return nil, res, fmt.Errorf("%w: checkpoint #%d of %s is lazy and this node's %s mode cannot restore lazily", ErrRestore, from.Seq, w.Spec.ID, u.ck.Mode())
+	}
+	pages := func(ctx context.Context) (io.ReadWriteCloser, error) {
+		return u.s.cluster.Pages(ctx, from.LazyFrom, w.Spec.ID, from.Seq)
+	}
+	proc, lazy, err := lz.StartLazy(ctx, w, dir, pages)
+	res.Took = time.Since(begin)
+	if err != nil {
+		return nil, res, err
+	}
+	u.lazy = lazy
 	res.PID = proc.Pid
 	return proc, res, nil
 }
@@ -353,8 +388,32 @@ func (u *unit) serve(proc *os.Process) outcome {
 		defer t.Stop()
 		tick = t.C
 	}
+	var lazyDone <-chan struct{}
+	if u.lazy != nil {
+		lazyDone = u.lazy.Done()
+		defer func() {
+			u.lazy.Close()
+			u.lazy = nil
+		}()
+	}
 	for {
 		select {
+		case <-lazyDone:
+			lazyDone = nil
+			if err := u.lazy.Err(); err != nil {
+				// A page it touches next would be missing: it must not run
+				// on. It starts again from the newest complete checkpoint.
+				u.s.log.Error("the lazy restore's memory did not all arrive; killing the workload", "workload", u.spec.ID, "err", err, "log", u.lazy.log)
+				_ = syscall.Kill(-proc.Pid, syscall.SIGKILL)
+				_ = proc.Kill()
+				return outcome{err: fmt.Errorf("%w: lazy pages: %v", ErrRestore, err)}
+			}
+			// Until now its memory had no copy but the old holder's
+			// frozen process: take a complete checkpoint at once.
+			u.s.log.Info("the lazy restore's memory is all in", "workload", u.spec.ID)
+			if _, err := u.checkpoint(proc); err != nil {
+				u.s.log.Warn("checkpoint after the lazy restore failed", "workload", u.spec.ID, "err", err)
+			}
 		case err := <-waitCh:
 			return outcome{err: err}
 		case <-u.ctx.Done():
@@ -483,6 +542,9 @@ func (u *unit) sealLocal(st *transfer.Staging, w Workload) (*transfer.Checkpoint
 // committed checkpoint (the final one, if the handoff committed it).
 func (u *unit) handoff(r request, proc *os.Process, waitCh chan error) (outcome, bool) {
 	w := u.workload()
+	if lz, ok := u.ck.(LazyCheckpointer); ok && r.lazy && w.Spec.Checkpoint.LazyPages && lz.LazyPages() {
+		return u.handoffLazy(r, proc, waitCh, lz)
+	}
 	res := Result{Workload: w.Spec.ID, Epoch: w.Epoch}
 	ctx, cancel := context.WithTimeout(u.ctx, checkpointTimeout)
 	defer cancel()
@@ -515,7 +577,7 @@ func (u *unit) handoff(r request, proc *os.Process, waitCh chan error) (outcome,
 	} else {
 		u.terminate(proc, waitCh)
 	}
-	if err := r.handoff(ctx, w, c); err != nil {
+	if err := r.handoff(ctx, w, c, false); err != nil {
 		u.s.log.Error("handoff failed; starting again here", "workload", w.Spec.ID, "err", err)
 		if c != nil && !u.committed(c) {
 			_ = u.s.store.Remove(w.Spec.ID, c.Manifest.Seq)
@@ -525,6 +587,82 @@ func (u *unit) handoff(r request, proc *os.Process, waitCh chan error) (outcome,
 	}
 	res.Took = time.Since(begin)
 	r.reply <- reply{res, nil}
+	return outcome{gone: true}, true
+}
+
+// lazyServeTimeout bounds how long the old holder keeps a moved
+// workload's process frozen for its new holder to fetch the memory.
+const lazyServeTimeout = 2 * time.Minute
+
+// handoffLazy is handoff with a lazy final checkpoint: the process stops
+// and its memory stays here, served to the new holder. A move that fails
+// before its grant abandons the dump, and the process runs on here; once
+// granted, the process is frozen until the new holder has fetched the
+// memory (CRIU then kills it), or killed after lazyServeTimeout.
+func (u *unit) handoffLazy(r request, proc *os.Process, waitCh chan error, lz LazyCheckpointer) (outcome, bool) {
+	w := u.workload()
+	res := Result{Workload: w.Spec.ID, Epoch: w.Epoch}
+	ctx, cancel := context.WithTimeout(u.ctx, checkpointTimeout)
+	defer cancel()
+	begin := time.Now()
+	st, err := u.s.store.Stage(w.Spec.ID)
+	if err != nil {
+		r.reply <- reply{res, fmt.Errorf("%w: staging: %v", ErrCheckpoint, err)}
+		return outcome{}, false
+	}
+	dump, err := lz.CheckpointLazy(ctx, w, proc, st.Dir)
+	if err != nil {
+		_ = st.Abort()
+		r.reply <- reply{res, fmt.Errorf("final checkpoint: %w", err)}
+		select {
+		case exit := <-waitCh:
+			return outcome{err: exit}, true
+		default: // CRIU resumes the process when a dump fails
+			return outcome{}, false
+		}
+	}
+	res.Freeze = dump.Ready
+	c, err := u.sealLocal(st, w)
+	if err != nil {
+		dump.Abort()
+		r.reply <- reply{res, err}
+		return outcome{}, false
+	}
+	res.Seq, res.Digest, res.Bytes = c.Manifest.Seq, c.Digest, c.Manifest.Bytes()
+	u.s.setPageServer(w.Spec.ID, c.Manifest.Seq, dump.Addr)
+	defer u.s.setPageServer(w.Spec.ID, c.Manifest.Seq, "")
+	if err := r.handoff(ctx, w, c, true); err != nil {
+		u.s.log.Error("lazy handoff failed; the workload runs on here", "workload", w.Spec.ID, "err", err)
+		dump.Abort()
+		if !u.committed(c) {
+			_ = u.s.store.Remove(w.Spec.ID, c.Manifest.Seq)
+		}
+		r.reply <- reply{res, err}
+		select {
+		case exit := <-waitCh: // it did not survive the abandoned dump
+			return outcome{err: exit}, true
+		default:
+			return outcome{}, false
+		}
+	}
+	res.Took = time.Since(begin)
+	r.reply <- reply{res, nil}
+	t := time.NewTimer(lazyServeTimeout)
+	defer t.Stop()
+	select {
+	case <-dump.Done():
+		if err := dump.Err(); err != nil {
+			u.s.log.Error("serving the moved workload's memory failed; killing its frozen process", "workload", w.Spec.ID, "err", err, "log", dump.log)
+			dump.Kill(proc)
+		} else {
+			u.s.log.Info("the moved workload's memory is all served", "workload", w.Spec.ID, "took", time.Since(begin))
+		}
+	case <-t.C:
+		u.s.log.Error("the new holder did not fetch the moved workload's memory; killing its frozen process", "workload", w.Spec.ID, "after", lazyServeTimeout)
+		dump.Kill(proc)
+	}
+	_ = syscall.Kill(-proc.Pid, syscall.SIGKILL) // CRIU killed it; makes sure
+	<-waitCh
 	return outcome{gone: true}, true
 }
 

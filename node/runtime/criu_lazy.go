@@ -1,0 +1,358 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	criu "github.com/checkpoint-restore/go-criu/v7"
+	"google.golang.org/protobuf/proto"
+)
+
+// Lazy pages: a move's final checkpoint without its memory (post-copy).
+//
+// The old holder dumps everything but the process's private memory and
+// keeps the process frozen, serving that memory from a CRIU page server
+// on its loopback. The new holder restores from those small images at
+// once; CRIU's lazy-pages daemon there fills the memory through
+// userfaultfd, a page as it is touched and the rest in the background,
+// from the page server, through the peers' authenticated transfer link
+// (the PageDialer). Once every page has moved, the old dump ends and
+// kills the frozen process.
+//
+// Both ends use the criu command line, not the RPC: the old holder must
+// be able to abandon the dump (kill the criu process: the frozen process
+// then runs on, which is how a move that fails before its grant leaves
+// the workload where it was), and CRIU's RPC has no lazy-pages daemon.
+// The restore itself goes through go-criu as every other restore.
+
+// PageDialer opens a byte stream to the page server of the old holder's
+// frozen process: the transfer link's relay.
+type PageDialer func(ctx context.Context) (io.ReadWriteCloser, error)
+
+// LazyCheckpointer takes lazy (post-copy) final checkpoints and restores
+// them.
+type LazyCheckpointer interface {
+	Checkpointer
+	// LazyPages reports whether this host can restore lazily.
+	LazyPages() bool
+	// CheckpointLazy stops p and writes everything but its memory into
+	// the empty directory dir. It returns once those images are written;
+	// the process stays frozen and its memory is served until a lazy
+	// restore has fetched all of it (LazyDump.Done) or the dump is
+	// abandoned (Abort: the process runs on) or ended (Kill).
+	CheckpointLazy(ctx context.Context, w Workload, p *os.Process, dir string) (*LazyDump, error)
+	// StartLazy restores the workload from the images in from (a lazy
+	// checkpoint), its memory coming through pages. The process runs at
+	// once; LazyRestore.Done says when all its memory has arrived.
+	StartLazy(ctx context.Context, w Workload, from string, pages PageDialer) (*os.Process, *LazyRestore, error)
+}
+
+var _ LazyCheckpointer = (*CRIU)(nil)
+
+// LazyDump is a lazy final checkpoint under way on the old holder.
+type LazyDump struct {
+	// Addr is the page server's host:port (loopback).
+	Addr string
+	// Ready is how long the process was stopped before the images were
+	// written: the part of the freeze a client of the new holder sees.
+	Ready time.Duration
+
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the criu dump exited
+	err  error         // its outcome; read after done
+	log  string
+}
+
+// Done is closed when the dump has ended: every page fetched (Err nil;
+// CRIU killed the frozen process) or failed.
+func (d *LazyDump) Done() <-chan struct{} { return d.done }
+
+// Err is the dump's outcome once Done is closed.
+func (d *LazyDump) Err() error {
+	<-d.done
+	return d.err
+}
+
+// Abort abandons the dump: the criu process is killed, and the frozen
+// process, detached, runs on. Only for a move that did not happen.
+func (d *LazyDump) Abort() {
+	_ = d.cmd.Process.Kill()
+	<-d.done
+}
+
+// Kill ends the frozen process p (and its process group) before the dump:
+// for a move whose new holder never fetched the memory. The workload is
+// the new holder's by then; p must never run again.
+func (d *LazyDump) Kill(p *os.Process) {
+	_ = syscall.Kill(-p.Pid, syscall.SIGKILL)
+	_ = p.Kill()
+	_ = d.cmd.Process.Kill()
+	<-d.done
+}
+
+// LazyRestore is the memory of a lazily restored process on its way in.
+type LazyRestore struct {
+	daemon *exec.Cmd
+	done   chan struct{} // closed when the lazy-pages daemon exited
+	err    error
+	relay  sync.WaitGroup // the relay's goroutines
+	ln     net.Listener
+	log    string
+
+	mu   sync.Mutex // guards conn
+	conn io.Closer  // the relay to the old holder, once open
+}
+
+// Done is closed when the lazy-pages daemon has ended: all memory in (Err
+// nil) or failed, in which case the process must not run on: a page it
+// touches next would be missing.
+func (r *LazyRestore) Done() <-chan struct{} { return r.done }
+
+// Err is the daemon's outcome once Done is closed.
+func (r *LazyRestore) Err() error {
+	<-r.done
+	return r.err
+}
+
+// Close stops the daemon and the relay and waits for them.
+func (r *LazyRestore) Close() {
+	_ = r.daemon.Process.Kill()
+	<-r.done
+	r.closeRelay()
+	r.relay.Wait()
+}
+
+func (r *LazyRestore) closeRelay() {
+	_ = r.ln.Close()
+	r.mu.Lock()
+	if r.conn != nil {
+		_ = r.conn.Close()
+	}
+	r.mu.Unlock()
+}
+
+// LazyPages reports CRIUConfig.LazyPages.
+func (c *CRIU) LazyPages() bool { return c.cfg.LazyPages }
+
+// CheckpointLazy: see LazyCheckpointer.
+func (c *CRIU) CheckpointLazy(ctx context.Context, w Workload, p *os.Process, dir string) (*LazyDump, error) {
+	if p == nil {
+		return nil, fmt.Errorf("%w: workload %s: no process", ErrCheckpoint, w.Spec.ID)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%w: workload %s: %w", ErrCheckpoint, w.Spec.ID, err)
+	}
+	port, err := freeLoopbackPort()
+	if err != nil {
+		return nil, fmt.Errorf("%w: workload %s: a port for the page server: %w", ErrCheckpoint, w.Spec.ID, err)
+	}
+	oplog, err := newCRIUOpLog(w, "dump-lazy", c.now())
+	if err != nil {
+		return nil, fmt.Errorf("%w: workload %s: CRIU log dir: %w", ErrCheckpoint, w.Spec.ID, err)
+	}
+	defer oplog.Close()
+	args := append([]string{"dump", "-t", strconv.Itoa(p.Pid), "-D", dir,
+		"--lazy-pages", "--address", "127.0.0.1", "--port", strconv.Itoa(port)}, c.cliOpts(oplog)...)
+	d := &LazyDump{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), done: make(chan struct{}), log: oplog.Path()}
+	start := time.Now()
+	ready, err := c.runWithStatus(ctx, args, &d.cmd, d.done, &d.err)
+	if err != nil {
+		return nil, criuError(ErrCheckpoint, w, "lazy dump of pid "+strconv.Itoa(p.Pid), err, oplog)
+	}
+	<-ready
+	d.Ready = time.Since(start)
+	c.log.Info("criu dumped lazily", "workload", w.Spec.ID, "epoch", w.Epoch, "pid", p.Pid, "dir", dir,
+		"ready", d.Ready, "page_server", d.Addr, "log", d.log)
+	return d, nil
+}
+
+// StartLazy: see LazyCheckpointer.
+func (c *CRIU) StartLazy(ctx context.Context, w Workload, from string, pages PageDialer) (*os.Process, *LazyRestore, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, fmt.Errorf("%w: workload %s: %w", ErrRestore, w.Spec.ID, err)
+	}
+	if err := checkPages(from); err != nil {
+		return nil, nil, fmt.Errorf("%w: workload %s: checkpoint %s: %w", ErrRestore, w.Spec.ID, from, err)
+	}
+	if err := prepareWorkloadFiles(from, w, c.now()); err != nil {
+		return nil, nil, fmt.Errorf("%w: workload %s: preparing its files for CRIU: %w", ErrRestore, w.Spec.ID, err)
+	}
+	oplog, err := newCRIUOpLog(w, "restore-lazy", c.now())
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: workload %s: CRIU log dir: %w", ErrRestore, w.Spec.ID, err)
+	}
+	defer oplog.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: workload %s: the page relay's port: %w", ErrRestore, w.Spec.ID, err)
+	}
+	r := &LazyRestore{ln: ln, done: make(chan struct{}), log: oplog.Path()}
+	r.relay.Add(1)
+	go r.serveRelay(ctx, pages)
+	port := ln.Addr().(*net.TCPAddr).Port
+	// The daemon's own log sits beside the restore's, in the same work
+	// dir, where the restore finds the daemon's socket.
+	dl := &criuOpLog{dir: oplog.dir, name: "lazy-pages-" + oplog.name}
+	args := append([]string{"lazy-pages", "--page-server", "--address", "127.0.0.1", "--port", strconv.Itoa(port), "-D", from},
+		c.cliOpts(dl)...)
+	ready, err := c.runWithStatus(ctx, args, &r.daemon, r.done, &r.err)
+	if err != nil {
+		r.closeRelay()
+		r.relay.Wait()
+		return nil, nil, criuError(ErrRestore, w, "starting the lazy-pages daemon", err, dl)
+	}
+	select {
+	case <-ready:
+	case <-r.done:
+		r.closeRelay()
+		r.relay.Wait()
+		return nil, nil, criuError(ErrRestore, w, "the lazy-pages daemon", r.err, dl)
+	}
+	images, err := os.Open(from)
+	if err != nil {
+		r.Close()
+		return nil, nil, fmt.Errorf("%w: workload %s: %w", ErrRestore, w.Spec.ID, err)
+	}
+	defer images.Close()
+	opts := c.baseOpts(images, oplog.dir, oplog.name)
+	opts.RstSibling = proto.Bool(true)
+	opts.LazyPages = proto.Bool(true)
+	start := time.Now()
+	nfy := &restoreNotify{}
+	cr := criu.MakeCriu()
+	cr.SetCriuPath(c.cfg.Path)
+	err = cr.Restore(opts, nfy)
+	if err == nil && nfy.pid <= 0 {
+		err = errors.New("CRIU reported no restored process")
+	}
+	if err != nil {
+		nfy.killRestored()
+		r.Close()
+		return nil, nil, criuError(ErrRestore, w, "lazy restore from "+from, err, oplog)
+	}
+	c.log.Info("criu restored lazily", "workload", w.Spec.ID, "epoch", w.Epoch, "pid", nfy.pid,
+		"from", from, "took", time.Since(start), "log", oplog.Path())
+	proc, err := os.FindProcess(nfy.pid)
+	if err != nil {
+		nfy.killRestored()
+		r.Close()
+		return nil, nil, err
+	}
+	return proc, r, nil
+}
+
+// serveRelay connects the lazy-pages daemon's one connection to the old
+// holder's page server through pages, until either side ends.
+func (r *LazyRestore) serveRelay(ctx context.Context, pages PageDialer) {
+	defer r.relay.Done()
+	local, err := r.ln.Accept()
+	_ = r.ln.Close()
+	if err != nil {
+		return
+	}
+	remote, err := pages(context.WithoutCancel(ctx))
+	if err != nil {
+		_ = local.Close()
+		return
+	}
+	r.mu.Lock()
+	r.conn = remote
+	r.mu.Unlock()
+	splice(local, remote)
+}
+
+// splice copies both ways between a and b until either direction ends,
+// then closes both.
+func splice(a net.Conn, b io.ReadWriteCloser) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_, _ = io.Copy(b, a)
+		_ = b.Close()
+		_ = a.Close()
+	}()
+	_, _ = io.Copy(a, b)
+	_ = a.Close()
+	_ = b.Close()
+	wg.Wait()
+}
+
+// cliOpts are the command-line twins of baseOpts, with the log in log.
+func (c *CRIU) cliOpts(log *criuOpLog) []string {
+	tcp := "--tcp-established"
+	if c.cfg.TCPClose {
+		tcp = "--tcp-close"
+	}
+	return []string{"-W", log.dir.Name(), "-o", log.name, "-v" + strconv.Itoa(c.cfg.LogLevel),
+		tcp, "--skip-in-flight", "--network-lock", c.cfg.NetworkLock, "--status-fd", "3"}
+}
+
+// runWithStatus starts criu with args and a status pipe on fd 3. ready is
+// closed once criu writes its status byte (the page server or daemon
+// serves); done once criu exits, with its outcome in *exitErr. It fails
+// if criu cannot start or exits before it is ready.
+func (c *CRIU) runWithStatus(ctx context.Context, args []string, cmdp **exec.Cmd, done chan struct{}, exitErr *error) (<-chan struct{}, error) {
+	rd, wr, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(c.cfg.Path, args...)
+	cmd.ExtraFiles = []*os.File{wr}
+	if err := cmd.Start(); err != nil {
+		rd.Close()
+		wr.Close()
+		return nil, err
+	}
+	wr.Close()
+	*cmdp = cmd
+	go func() { // ends when criu exits; Abort, Kill and Close kill it
+		*exitErr = cmd.Wait()
+		close(done)
+	}()
+	ready := make(chan struct{})
+	status := make(chan error, 1)
+	go func() { // ends at the status byte or when criu exits (EOF)
+		defer rd.Close()
+		var b [1]byte
+		_, err := rd.Read(b[:])
+		status <- err
+	}()
+	select {
+	case err := <-status:
+		if err == nil {
+			close(ready)
+			return ready, nil
+		}
+		<-done
+		if *exitErr != nil {
+			return nil, *exitErr
+		}
+		return nil, errors.New("criu exited before it was ready")
+	case <-ctx.Done():
+		_ = cmd.Process.Kill()
+		<-done
+		<-status
+		return nil, ctx.Err()
+	}
+}
+
+// freeLoopbackPort is a TCP port free on 127.0.0.1 a moment ago (CRIU's
+// page server binds its own).
+func freeLoopbackPort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
