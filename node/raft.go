@@ -64,7 +64,7 @@ func (n *Node) raftConfig() *raft.Config {
 	c.HeartbeatTimeout = n.cfg.RaftHeartbeat
 	c.ElectionTimeout = n.cfg.RaftElection
 	c.LeaderLeaseTimeout = n.cfg.RaftLeaderLease
-	c.CommitTimeout = 10 * time.Millisecond
+	c.CommitTimeout = n.cfg.RaftCommitTimeout
 	c.BatchApplyCh = true
 	c.MaxAppendEntries = 256
 	c.SnapshotThreshold = 4096

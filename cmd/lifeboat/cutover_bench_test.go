@@ -34,12 +34,14 @@ const (
 // the root namespace, 500 GET/s for 8 s go to the ingress of the third
 // peer, which holds neither the counter nor its copy; 2.5 s in, the
 // migrate API moves the counter to its standby. The count must continue
-// and no request may fail. It reports ms/stall (the longest time with no
-// answer completing), ms/p99, ms/max, failed, backpressure (the ingress's
-// 503s: past its queue or the service's 3 s budget) and ms/move (the
-// migrate call), each the median over the iterations, and logs the move's
-// phases beside the stall. Run it with -benchtime 1x: every iteration
-// builds a new cluster.
+// and no request may fail. Each size runs with a stop-and-copy final
+// checkpoint and with lazy pages (checkpoint.lazy_pages). It reports
+// ms/stall (the longest time with no answer completing), ms/cutover (the
+// longest such time overlapping the move), ms/p99, ms/max, failed,
+// backpressure (the ingress's 503s: past its queue or the service's 3 s
+// budget) and ms/move (the migrate call), each the median over the
+// iterations, and logs the move's phases beside the stall. Run it with
+// -benchtime 1x: every iteration builds a new cluster.
 func BenchmarkCutover(b *testing.B) {
 	needCRIUOffered(b)
 	counter := buildMassCounter(b)
@@ -100,6 +102,11 @@ func needCRIUOffered(b *testing.B) {
 type cutoverRun struct {
 	load *load.Result
 	move time.Duration // the migrate call, from asking to its answer
+	// cutover is the longest gap between answers that overlaps the move
+	// (load.Result.Stall is the longest of the whole run: after a lazy
+	// move, the new holder's first complete checkpoint freezes the
+	// service once more, when the memory has all arrived).
+	cutover time.Duration
 }
 
 // cutoverOnce builds the cluster, moves the counter under load, checks
@@ -161,7 +168,10 @@ func cutoverOnce(b *testing.B, counter string, mib int, lazy bool) cutoverRun {
 	}
 	logCutover(b, c, res, w.Holder, asked, move, moved, sent)
 	checkCutover(b, url, res, warm)
-	return cutoverRun{load: res, move: move}
+	from := asked.Sub(res.Start)
+	cut := gapOver(res.Records, from, from+move)
+	b.Logf("the longest gap overlapping the move: %v", cut)
+	return cutoverRun{load: res, move: move, cutover: cut}
 }
 
 // submitCutoverCounter submits the counter with its service, preferring
@@ -274,6 +284,25 @@ func checkCutover(b *testing.B, url string, res *load.Result, warm int) {
 		b.Fatalf("after the move the count is %d, want %d (%d answered + %d warm-up): the count did not continue",
 			got, want, res.OK, warm)
 	}
+}
+
+// gapOver is the longest time between consecutive OK completions of recs
+// that overlaps [from, to] (offsets from the load's start).
+func gapOver(recs []load.Record, from, to time.Duration) time.Duration {
+	var ends []time.Duration
+	for _, r := range recs {
+		if r.Outcome() == load.OutcomeOK {
+			ends = append(ends, r.End())
+		}
+	}
+	slices.Sort(ends)
+	var most time.Duration
+	for i := 1; i < len(ends); i++ {
+		if ends[i] >= from && ends[i-1] <= to {
+			most = max(most, ends[i]-ends[i-1])
+		}
+	}
+	return most
 }
 
 func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

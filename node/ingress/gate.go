@@ -24,13 +24,15 @@ type gate struct {
 	closed   map[string]uint64 // service -> highest epoch closed
 	inflight map[string]int
 	healthy  map[string]uint64 // service -> epoch whose service answered
-	idle     *sync.Cond        // signalled when an inflight count drops
+	warming  map[string]*warmup
+	idle     *sync.Cond // signalled when an inflight count drops
 
 	proxy *httputil.ReverseProxy
 }
 
 func newGate(cfg Config) *gate {
-	g := &gate{cfg: cfg, closed: map[string]uint64{}, inflight: map[string]int{}, healthy: map[string]uint64{}}
+	g := &gate{cfg: cfg, closed: map[string]uint64{}, inflight: map[string]int{}, healthy: map[string]uint64{},
+		warming: map[string]*warmup{}}
 	g.idle = sync.NewCond(&g.mu)
 	d := &net.Dialer{Timeout: cfg.DialTimeout}
 	g.proxy = &httputil.ReverseProxy{
@@ -92,8 +94,35 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
+	if wu := g.warmup(id, epoch); wu != nil {
+		select {
+		case wu.slots <- struct{}{}:
+			defer func() { <-wu.slots }()
+		case <-time.After(time.Until(wu.until)): // warm by now
+		case <-r.Context().Done():
+			return
+		}
+	}
 	r.Header.Set(hdrUpstream, upstream)
 	g.proxy.ServeHTTP(w, r)
+}
+
+// warmup is a service's slow start under one epoch (Config.SlowStart).
+type warmup struct {
+	epoch uint64
+	until time.Time
+	slots chan struct{} // one per request passed on at once
+}
+
+// warmup is the slow start of id under epoch while it lasts, or nil.
+func (g *gate) warmup(id string, epoch uint64) *warmup {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	wu := g.warming[id]
+	if wu == nil || wu.epoch != epoch || !time.Now().Before(wu.until) {
+		return nil
+	}
+	return wu
 }
 
 // admit lets a request of id under epoch through, once the service
@@ -156,6 +185,9 @@ func (g *gate) healthCheck(ctx context.Context, id string, epoch uint64, upstrea
 			c.Close()
 			g.mu.Lock()
 			g.healthy[id] = epoch
+			if wu := g.warming[id]; g.cfg.SlowStart > 0 && (wu == nil || wu.epoch != epoch) {
+				g.warming[id] = &warmup{epoch: epoch, until: time.Now().Add(g.cfg.SlowStart), slots: make(chan struct{}, g.cfg.SlowStartConns)}
+			}
 			g.mu.Unlock()
 			return nil
 		}

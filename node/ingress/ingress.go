@@ -80,13 +80,21 @@ type Config struct {
 	MaxRetryBody int64
 	// DialTimeout bounds a connection to a gate or a service.
 	DialTimeout time.Duration
-	Logger      *slog.Logger
+	// SlowStart is how long after a service first answers under an epoch
+	// (a start, or the restore after a move) the gate passes it at most
+	// SlowStartConns requests at once: the requests held across a move
+	// all arrive at once, and a freshly restored process, whose memory
+	// may still be arriving (lazy pages), serves a few faster than a
+	// crowd. Zero turns it off.
+	SlowStart      time.Duration
+	SlowStartConns int
+	Logger         *slog.Logger
 }
 
 // DefaultConfig returns the defaults for a gate at gateAddr.
 func DefaultConfig(gateAddr string) Config {
 	return Config{GateAddr: gateAddr, BindHost: "0.0.0.0", MaxHeld: 1024, DefaultBudget: 5 * time.Second,
-		MaxRetryBody: 1 << 20, DialTimeout: time.Second, Logger: slog.Default()}
+		MaxRetryBody: 1 << 20, DialTimeout: time.Second, SlowStart: time.Second, SlowStartConns: 8, Logger: slog.Default()}
 }
 
 // Validate reports the first field that cannot work.
@@ -102,6 +110,8 @@ func (c Config) Validate() error {
 		return errors.New("ingress: DefaultBudget and DialTimeout must be positive")
 	case c.MaxRetryBody < 0:
 		return errors.New("ingress: MaxRetryBody must not be negative")
+	case c.SlowStart < 0 || (c.SlowStart > 0 && c.SlowStartConns <= 0):
+		return fmt.Errorf("ingress: SlowStart %v must not be negative, and SlowStartConns %d must be positive with it", c.SlowStart, c.SlowStartConns)
 	case c.Logger == nil:
 		return errors.New("ingress: Logger is nil")
 	}

@@ -281,6 +281,45 @@ func TestGateHoldsWhileTheServiceStarts(t *testing.T) {
 	}
 }
 
+// For SlowStart after the service first answers under an epoch, the gate
+// passes it at most SlowStartConns requests at once; afterwards, all.
+func TestGateSlowStart(t *testing.T) {
+	var cur, most atomic.Int32
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := cur.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(50 * time.Millisecond)
+		cur.Add(-1)
+		fmt.Fprint(w, "ok")
+	}))
+	defer slow.Close()
+	r := newRig(t, func(c *Config) { c.SlowStart, c.SlowStartConns = 400*time.Millisecond, 2 },
+		func(r *rig) Route { return r.route(1, true, hostOf(slow)) })
+	r.ups.set(1, hostOf(slow))
+	burst := func(n int) {
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				if code, body, _ := get(t, http.DefaultClient, r.url()); code != http.StatusOK {
+					t.Errorf("%d %q", code, body)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	burst(6)
+	if m := most.Load(); m != 2 {
+		t.Fatalf("during the slow start the service had %d requests at once, want 2", m)
+	}
+	time.Sleep(400 * time.Millisecond)
+	most.Store(0)
+	burst(6)
+	if m := most.Load(); m <= 2 {
+		t.Fatalf("after the slow start the service had at most %d requests at once, want more than 2", m)
+	}
+}
+
 func TestOverCapacityAnswers503WithRetryAfter(t *testing.T) {
 	r := newRig(t, func(c *Config) { c.MaxHeld = 2 }, func(r *rig) Route {
 		rt := r.route(1, false, "")
