@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -164,6 +165,94 @@ func TestMigrateBetweenHostsInNamespaces(t *testing.T) {
 		t.Fatalf("migration record %+v", last)
 	}
 	cli("workload", "remove", "counter")
+}
+
+// TestLazyMigrateBetweenHostsInNamespaces: the counter (criu mode, 64 MiB,
+// lazy pages) moves between agents in network namespaces with a lazy
+// final checkpoint: a few hundred KiB travel before it runs again on the
+// standby, the count continues, its memory arrives whole (the ballast's
+// SHA-256 is the same), the old holder's frozen process ends, and the new
+// holder commits a complete checkpoint once the memory is all in.
+func TestLazyMigrateBetweenHostsInNamespaces(t *testing.T) {
+	needCRIU(t)
+	counter := buildCounter(t)
+	agents := formedOnSwitch(t, "l1", "l2", "l3")
+	spec := fmt.Sprintf("id: counter\ncommand: [%s, --port, \"18084\", --ballast-mib, \"64\"]\n"+
+		"checkpoint: {mode: criu, interval: 1h, lazy_pages: true}\nservice: {port: 18084}\nresources: {memory_mib: 128}\n"+
+		"placement: {prefer: [l1]}\n", counter)
+	c := &api.Client{Base: agents[0].URL()}
+	ctx := ctxFor(t, 2*time.Minute)
+	if _, err := c.Submit(ctx, []byte(spec), "application/yaml"); err != nil {
+		t.Fatal(err)
+	}
+	w := waitWorkload(t, c, "counter", func(w api.Workload) bool {
+		return w.State == "running" && w.Holder == "l1" && len(w.Standbys) == 1
+	})
+	ip := map[string]string{"l1": "10.232.0.1", "l2": "10.232.0.2", "l3": "10.232.0.3"}
+	to := w.Standbys[0]
+	countAt(t, ip["l1"]+":18084")
+	countAt(t, ip["l1"]+":18084")
+	sum := ballastSum(t, ip["l1"]+":18084")
+	sent := metricValue(t, agents[0].URL()+"/metrics", "lifeboat_transfer_sent_bytes_total")
+	res, err := c.Migrate(ctx, "counter", to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if shipped := metricValue(t, agents[0].URL()+"/metrics", "lifeboat_transfer_sent_bytes_total") - sent; shipped > 1<<20 {
+		t.Fatalf("the lazy move shipped %.0f bytes before the restore: the memory should have stayed behind", shipped)
+	}
+	if got := countAt(t, ip[to]+":18084"); got != 3 {
+		t.Fatalf("after the lazy move GET / = %d on %s, want 3: the count continues", got, to)
+	}
+	w = waitWorkload(t, c, "counter", func(w api.Workload) bool { return w.Holder == to && w.Epoch == res.Epoch })
+	if w.Checkpoint == nil || w.Checkpoint.LazyFrom != "l1" || w.Checkpoint.Seq != res.Seq {
+		t.Fatalf("after the move the newest checkpoint is %+v, want the lazy #%d from l1", w.Checkpoint, res.Seq)
+	}
+	// Once the memory is all in, the new holder commits a complete one.
+	w = waitWorkload(t, c, "counter", func(w api.Workload) bool {
+		return w.Checkpoint != nil && w.Checkpoint.Seq > res.Seq && w.Checkpoint.LazyFrom == "" && w.Checkpoint.Epoch == res.Epoch
+	})
+	if got := ballastSum(t, ip[to]+":18084"); got != sum {
+		t.Fatalf("the ballast's SHA-256 is %s after the lazy move, %s before: memory was lost", got, sum)
+	}
+	if resp, err := (&http.Client{Timeout: time.Second}).Get("http://" + ip["l1"] + ":18084/value"); err == nil {
+		resp.Body.Close()
+		t.Fatal("the old holder still serves the counter")
+	}
+	if n := countProcs(t, counter); n != 1 {
+		t.Fatalf("%d counter processes run after the lazy move, want 1: the old holder's frozen one must end", n)
+	}
+}
+
+// ballastSum is the counter's ballast SHA-256 at hostport.
+func ballastSum(t *testing.T, hostport string) string {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Get("http://" + hostport + "/ballast/sum")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("ballast/sum at %s: %d %q %v", hostport, resp.StatusCode, b, err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// countProcs counts the running processes whose executable is bin.
+func countProcs(t *testing.T, bin string) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if exe, err := os.Readlink("/proc/" + e.Name() + "/exe"); err == nil && exe == bin {
+			n++
+		}
+	}
+	return n
 }
 
 // TestDeltaCheckpointShipsOnlyWhatChanged: the counter holds 512 MiB

@@ -60,6 +60,9 @@ type Checkpoint struct {
 	// Standbys are the nodes holding a verified copy (the holder's own
 	// included).
 	Standbys []string `json:"standbys,omitempty"`
+	// LazyFrom, on the lazy final checkpoint of a move (post-copy), names
+	// the old holder that serves its memory.
+	LazyFrom string `json:"lazy_from,omitempty"`
 }
 
 // Workload is one workload in GET /v1/workloads.
@@ -84,7 +87,7 @@ func WorkloadFrom(w fsm.Workload) Workload {
 	if n := len(w.Checkpoints); n > 0 {
 		c := w.Checkpoints[n-1]
 		v.Checkpoint = &Checkpoint{Seq: c.Seq, Epoch: c.Epoch, Bytes: c.Bytes, CommittedAt: c.CommittedAt,
-			Standbys: append([]string{}, c.Standbys...)}
+			Standbys: append([]string{}, c.Standbys...), LazyFrom: c.LazyFrom}
 	}
 	return v
 }
