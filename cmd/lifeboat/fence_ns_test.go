@@ -35,6 +35,10 @@ type fenceCluster struct {
 	ns     map[string]*netns.NS // by agent name
 	ip     map[string]string    // by agent name
 	leader string               // when the cluster formed
+	// criuSeen are the CRIU processes stageReached saw mid-dump: CRIU
+	// retitles itself, so by the kill its command line may no longer
+	// say criu.
+	criuSeen []int
 }
 
 // newFenceCluster starts f1, f2, f3 (zones a, b, c) and waits until they
@@ -653,7 +657,13 @@ func (fc *fenceCluster) stageReached(holder, standby string, seq uint64, stage k
 		if len(stagings(fc.dataDir(holder), "stage-*")) == 0 {
 			return false
 		}
-		return slices.ContainsFunc(nsProcs(fc.ns[holder]), isCRIU)
+		fc.criuSeen = nil
+		for _, p := range nsProcs(fc.ns[holder]) {
+			if isCRIU(p) {
+				fc.criuSeen = append(fc.criuSeen, p.pid)
+			}
+		}
+		return len(fc.criuSeen) > 0
 	}
 	return false
 }
@@ -678,8 +688,9 @@ func (fc *fenceCluster) checkNotArrived(t *testing.T, holder, standby string, se
 	}
 	switch stage {
 	case killMidDump:
-		if !slices.ContainsFunc(killed, isCRIU) || sealed(holder) {
-			t.Fatalf("not killed mid-dump: CRIU among the killed %v, #%d sealed on the holder %v", slices.ContainsFunc(killed, isCRIU), seq, sealed(holder))
+		criu := slices.ContainsFunc(killed, func(p nsProc) bool { return isCRIU(p) || slices.Contains(fc.criuSeen, p.pid) })
+		if !criu || sealed(holder) {
+			t.Fatalf("not killed mid-dump: CRIU (%v) among the killed %v, #%d sealed on the holder %v", fc.criuSeen, criu, seq, sealed(holder))
 		}
 	case killMidTransfer:
 		if !sealed(holder) || sealed(standby) {
