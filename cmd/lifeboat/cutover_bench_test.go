@@ -60,15 +60,16 @@ func cutoverSizeMode(b *testing.B, counter string, mib int, lazy bool) {
 		mode = "lazy"
 	}
 	b.Run(fmt.Sprintf("%dMiB/%s", mib, mode), func(b *testing.B) {
-		var stall, p99, most, failed, declined, move []float64
+		var stall, cut, p99, most, failed, declined, move []float64
 		for range b.N {
 			b.StopTimer()
 			r := cutoverOnce(b, counter, mib, lazy)
 			stall, p99, most = append(stall, msOf(r.load.Stall)), append(p99, msOf(r.load.P99)), append(most, msOf(r.load.Max))
 			failed, declined = append(failed, float64(r.load.Failed)), append(declined, float64(r.load.Backpressure))
-			move = append(move, msOf(r.move))
+			move, cut = append(move, msOf(r.move)), append(cut, msOf(r.cutover))
 		}
 		b.ReportMetric(median(stall), "ms/stall")
+		b.ReportMetric(median(cut), "ms/cutover")
 		b.ReportMetric(median(p99), "ms/p99")
 		b.ReportMetric(median(most), "ms/max")
 		b.ReportMetric(median(failed), "failed")

@@ -339,6 +339,20 @@ func (u *unit) start(from *fsm.CheckpointRecord) (*os.Process, Result, error) {
 	return proc, res, nil
 }
 
+// lazyPending reports whether the process's memory is still arriving
+// from its old holder.
+func (u *unit) lazyPending() bool {
+	if u.lazy == nil {
+		return false
+	}
+	select {
+	case <-u.lazy.Done():
+		return false
+	default:
+		return true
+	}
+}
+
 // startLazy restores from a lazy checkpoint, its memory coming from the
 // old holder's page server, and keeps the restore's handle in u.lazy.
 func (u *unit) startLazy(ctx context.Context, w Workload, dir string, from fsm.CheckpointRecord, res Result, begin time.Time) (*os.Process, Result, error) {
@@ -420,6 +434,9 @@ func (u *unit) serve(proc *os.Process) outcome {
 			u.terminate(proc, waitCh)
 			return outcome{}
 		case <-tick:
+			if u.lazyPending() {
+				continue // taken as soon as the memory is all in
+			}
 			if _, err := u.checkpoint(proc); err != nil {
 				u.s.log.Warn("periodic checkpoint failed", "workload", u.spec.ID, "err", err)
 			}
@@ -433,6 +450,14 @@ func (u *unit) serve(proc *os.Process) outcome {
 
 // handle serves one request; done reports whether the process is gone.
 func (u *unit) handle(r request, proc *os.Process, waitCh chan error) (outcome, bool) {
+	if (r.kind == reqCheckpoint || r.kind == reqHandoff) && u.lazyPending() {
+		// CRIU would dump a process whose missing pages only the running
+		// lazy-pages daemon can fill.
+		w := u.workload()
+		r.reply <- reply{Result{Workload: w.Spec.ID, Epoch: w.Epoch},
+			fmt.Errorf("%w: %s's memory is still arriving from its old holder (lazy pages); try again once it has", ErrCheckpoint, w.Spec.ID)}
+		return outcome{}, false
+	}
 	switch r.kind {
 	case reqCheckpoint:
 		res, err := u.checkpoint(proc)
