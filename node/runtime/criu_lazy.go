@@ -204,6 +204,7 @@ func (c *CRIU) StartLazy(ctx context.Context, w Workload, from string, pages Pag
 	dl := &criuOpLog{dir: oplog.dir, name: "lazy-pages-" + oplog.name}
 	args := append([]string{"lazy-pages", "--page-server", "--address", "127.0.0.1", "--port", strconv.Itoa(port), "-D", from},
 		c.cliOpts(dl)...)
+	begin := time.Now()
 	ready, err := c.runWithStatus(ctx, args, &r.daemon, r.done, &r.err)
 	if err != nil {
 		r.closeRelay()
@@ -240,7 +241,7 @@ func (c *CRIU) StartLazy(ctx context.Context, w Workload, from string, pages Pag
 		return nil, nil, criuError(ErrRestore, w, "lazy restore from "+from, err, oplog)
 	}
 	c.log.Info("criu restored lazily", "workload", w.Spec.ID, "epoch", w.Epoch, "pid", nfy.pid,
-		"from", from, "took", time.Since(start), "log", oplog.Path())
+		"from", from, "daemon", start.Sub(begin), "took", time.Since(start), "log", oplog.Path())
 	proc, err := os.FindProcess(nfy.pid)
 	if err != nil {
 		nfy.killRestored()
