@@ -182,18 +182,9 @@ func (c *CRIU) Start(ctx context.Context, w Workload, from string) (*os.Process,
 		return nil, fmt.Errorf("%w: workload %s: CRIU log dir: %w", ErrRestore, w.Spec.ID, err)
 	}
 	defer oplog.Close()
-	opts := c.baseOpts(images, oplog.dir, oplog.name)
-	opts.RstSibling = proto.Bool(true)
 	start := time.Now()
-	nfy := &restoreNotify{}
-	cr := criu.MakeCriu()
-	cr.SetCriuPath(c.cfg.Path)
-	err = cr.Restore(opts, nfy)
-	if err == nil && nfy.pid <= 0 {
-		err = errors.New("CRIU reported no restored process")
-	}
+	nfy, err := c.restore(images, oplog, false)
 	if err != nil {
-		nfy.killRestored()
 		return nil, criuError(ErrRestore, w, "restoring from "+from, err, oplog)
 	}
 	c.log.Info("criu restored", "workload", w.Spec.ID, "epoch", w.Epoch, "pid", nfy.pid,
@@ -248,6 +239,26 @@ func frozenTime(workDir string, whole time.Duration) time.Duration {
 		return whole
 	}
 	return time.Duration(st.GetFrozenTime()) * time.Microsecond
+}
+
+// restore runs CRIU's restore of the images as a sibling (the agent's
+// child), lazily or not; on failure nothing it restored is left running.
+func (c *CRIU) restore(images *os.File, oplog *criuOpLog, lazy bool) (*restoreNotify, error) {
+	opts := c.baseOpts(images, oplog.dir, oplog.name)
+	opts.RstSibling = proto.Bool(true)
+	opts.LazyPages = proto.Bool(lazy)
+	nfy := &restoreNotify{}
+	cr := criu.MakeCriu()
+	cr.SetCriuPath(c.cfg.Path)
+	err := cr.Restore(opts, nfy)
+	if err == nil && nfy.pid <= 0 {
+		err = errors.New("CRIU reported no restored process")
+	}
+	if err != nil {
+		nfy.killRestored()
+		return nil, err
+	}
+	return nfy, nil
 }
 
 // restoreNotify catches the restored PID from CRIU's post-restore notice.

@@ -12,9 +12,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	criu "github.com/checkpoint-restore/go-criu/v7"
-	"google.golang.org/protobuf/proto"
 )
 
 // Lazy pages: a move's final checkpoint without its memory (post-copy).
@@ -66,28 +63,37 @@ type LazyDump struct {
 	// written: the part of the freeze a client of the new holder sees.
 	Ready time.Duration
 
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the criu dump exited
-	err  error         // its outcome; read after done
-	log  string
+	// criuProc is the dump: Done is closed when it has ended, every page
+	// fetched (Err nil; CRIU killed the frozen process) or failed.
+	criuProc
+	log string
 }
 
-// Done is closed when the dump has ended: every page fetched (Err nil;
-// CRIU killed the frozen process) or failed.
-func (d *LazyDump) Done() <-chan struct{} { return d.done }
+// criuProc is a criu command-line process this node started.
+type criuProc struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed when it exited
+	err  error         // its exit; read after done
+}
 
-// Err is the dump's outcome once Done is closed.
-func (d *LazyDump) Err() error {
-	<-d.done
-	return d.err
+// Done is closed when the process has exited.
+func (p *criuProc) Done() <-chan struct{} { return p.done }
+
+// Err is how the process exited, once Done is closed.
+func (p *criuProc) Err() error {
+	<-p.done
+	return p.err
+}
+
+// kill kills the process and waits for it.
+func (p *criuProc) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
 }
 
 // Abort abandons the dump: the criu process is killed, and the frozen
 // process, detached, runs on. Only for a move that did not happen.
-func (d *LazyDump) Abort() {
-	_ = d.cmd.Process.Kill()
-	<-d.done
-}
+func (d *LazyDump) Abort() { d.kill() }
 
 // Kill ends the frozen process p (and its process group) before the dump:
 // for a move whose new holder never fetched the memory. The workload is
@@ -95,38 +101,26 @@ func (d *LazyDump) Abort() {
 func (d *LazyDump) Kill(p *os.Process) {
 	_ = syscall.Kill(-p.Pid, syscall.SIGKILL)
 	_ = p.Kill()
-	_ = d.cmd.Process.Kill()
-	<-d.done
+	d.kill()
 }
 
 // LazyRestore is the memory of a lazily restored process on its way in.
 type LazyRestore struct {
-	daemon *exec.Cmd
-	done   chan struct{} // closed when the lazy-pages daemon exited
-	err    error
-	relay  sync.WaitGroup // the relay's goroutines
-	ln     net.Listener
-	log    string
+	// criuProc is the lazy-pages daemon: Done is closed when it has
+	// ended, all memory in (Err nil) or failed, in which case the process
+	// must not run on: a page it touches next would be missing.
+	criuProc
+	relay sync.WaitGroup // the relay's goroutines
+	ln    net.Listener
+	log   string
 
 	mu   sync.Mutex // guards conn
 	conn io.Closer  // the relay to the old holder, once open
 }
 
-// Done is closed when the lazy-pages daemon has ended: all memory in (Err
-// nil) or failed, in which case the process must not run on: a page it
-// touches next would be missing.
-func (r *LazyRestore) Done() <-chan struct{} { return r.done }
-
-// Err is the daemon's outcome once Done is closed.
-func (r *LazyRestore) Err() error {
-	<-r.done
-	return r.err
-}
-
 // Close stops the daemon and the relay and waits for them.
 func (r *LazyRestore) Close() {
-	_ = r.daemon.Process.Kill()
-	<-r.done
+	r.kill()
 	r.closeRelay()
 	r.relay.Wait()
 }
@@ -162,9 +156,9 @@ func (c *CRIU) CheckpointLazy(ctx context.Context, w Workload, p *os.Process, di
 	defer oplog.Close()
 	args := append([]string{"dump", "-t", strconv.Itoa(p.Pid), "-D", dir,
 		"--lazy-pages", "--address", "127.0.0.1", "--port", strconv.Itoa(port)}, c.cliOpts(oplog)...)
-	d := &LazyDump{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), done: make(chan struct{}), log: oplog.Path()}
+	d := &LazyDump{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), log: oplog.Path()}
 	start := time.Now()
-	ready, err := c.runWithStatus(ctx, args, &d.cmd, d.done, &d.err)
+	ready, err := c.runWithStatus(ctx, args, &d.criuProc)
 	if err != nil {
 		return nil, criuError(ErrCheckpoint, w, "lazy dump of pid "+strconv.Itoa(p.Pid), err, oplog)
 	}
@@ -195,7 +189,7 @@ func (c *CRIU) StartLazy(ctx context.Context, w Workload, from string, pages Pag
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: workload %s: the page relay's port: %w", ErrRestore, w.Spec.ID, err)
 	}
-	r := &LazyRestore{ln: ln, done: make(chan struct{}), log: oplog.Path()}
+	r := &LazyRestore{ln: ln, log: oplog.Path()}
 	r.relay.Add(1)
 	go r.serveRelay(ctx, pages)
 	port := ln.Addr().(*net.TCPAddr).Port
@@ -205,7 +199,7 @@ func (c *CRIU) StartLazy(ctx context.Context, w Workload, from string, pages Pag
 	args := append([]string{"lazy-pages", "--page-server", "--address", "127.0.0.1", "--port", strconv.Itoa(port), "-D", from},
 		c.cliOpts(dl)...)
 	begin := time.Now()
-	ready, err := c.runWithStatus(ctx, args, &r.daemon, r.done, &r.err)
+	ready, err := c.runWithStatus(ctx, args, &r.criuProc)
 	if err != nil {
 		r.closeRelay()
 		r.relay.Wait()
@@ -224,19 +218,9 @@ func (c *CRIU) StartLazy(ctx context.Context, w Workload, from string, pages Pag
 		return nil, nil, fmt.Errorf("%w: workload %s: %w", ErrRestore, w.Spec.ID, err)
 	}
 	defer images.Close()
-	opts := c.baseOpts(images, oplog.dir, oplog.name)
-	opts.RstSibling = proto.Bool(true)
-	opts.LazyPages = proto.Bool(true)
 	start := time.Now()
-	nfy := &restoreNotify{}
-	cr := criu.MakeCriu()
-	cr.SetCriuPath(c.cfg.Path)
-	err = cr.Restore(opts, nfy)
-	if err == nil && nfy.pid <= 0 {
-		err = errors.New("CRIU reported no restored process")
-	}
+	nfy, err := c.restore(images, oplog, true)
 	if err != nil {
-		nfy.killRestored()
 		r.Close()
 		return nil, nil, criuError(ErrRestore, w, "lazy restore from "+from, err, oplog)
 	}
@@ -298,11 +282,11 @@ func (c *CRIU) cliOpts(log *criuOpLog) []string {
 		tcp, "--skip-in-flight", "--network-lock", c.cfg.NetworkLock, "--status-fd", "3"}
 }
 
-// runWithStatus starts criu with args and a status pipe on fd 3. ready is
-// closed once criu writes its status byte (the page server or daemon
-// serves); done once criu exits, with its outcome in *exitErr. It fails
-// if criu cannot start or exits before it is ready.
-func (c *CRIU) runWithStatus(ctx context.Context, args []string, cmdp **exec.Cmd, done chan struct{}, exitErr *error) (<-chan struct{}, error) {
+// runWithStatus starts criu with args and a status pipe on fd 3 as p. The
+// channel it returns is closed once criu writes its status byte (the page
+// server or daemon serves); p.Done once criu exits. It fails if criu
+// cannot start or exits before it is ready.
+func (c *CRIU) runWithStatus(ctx context.Context, args []string, p *criuProc) (<-chan struct{}, error) {
 	rd, wr, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -315,10 +299,10 @@ func (c *CRIU) runWithStatus(ctx context.Context, args []string, cmdp **exec.Cmd
 		return nil, err
 	}
 	wr.Close()
-	*cmdp = cmd
+	p.cmd, p.done = cmd, make(chan struct{})
 	go func() { // ends when criu exits; Abort, Kill and Close kill it
-		*exitErr = cmd.Wait()
-		close(done)
+		p.err = cmd.Wait()
+		close(p.done)
 	}()
 	ready := make(chan struct{})
 	status := make(chan error, 1)
@@ -334,14 +318,12 @@ func (c *CRIU) runWithStatus(ctx context.Context, args []string, cmdp **exec.Cmd
 			close(ready)
 			return ready, nil
 		}
-		<-done
-		if *exitErr != nil {
-			return nil, *exitErr
+		if err := p.Err(); err != nil {
+			return nil, err
 		}
 		return nil, errors.New("criu exited before it was ready")
 	case <-ctx.Done():
-		_ = cmd.Process.Kill()
-		<-done
+		p.kill()
 		<-status
 		return nil, ctx.Err()
 	}

@@ -20,18 +20,9 @@ import (
 // all arrived, the memory arrives whole (the ballast's SHA-256 is the
 // same), and the old process ends once its memory has been fetched.
 func TestCRIULazyMove(t *testing.T) {
-	c := needCRIU(t)
+	r := lazyCounter(t, 32)
+	c, w, p, first, local, port := r.c, r.w, r.p, r.child, r.local, r.port
 	ctx := context.Background()
-	port := freePort(t)
-	w := criuCounterWorkload(t, criuBuildCounter(t), port, 32)
-	local := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	p, err := c.Start(ctx, w, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	first := criuReap(t, p)
-	criuWaitAnswer(t, local+"value")
-	criuMustGet(t, local)
 	criuMustGet(t, local)
 	sum := lazySum(t, local)
 
@@ -111,23 +102,13 @@ func TestCRIULazyMove(t *testing.T) {
 // TestCRIULazyDumpAbort: an abandoned lazy dump leaves the process
 // running where it was, with its state.
 func TestCRIULazyDumpAbort(t *testing.T) {
-	c := needCRIU(t)
-	ctx := context.Background()
-	port := freePort(t)
-	w := criuCounterWorkload(t, criuBuildCounter(t), port, 4)
-	local := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	p, err := c.Start(ctx, w, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	child := criuReap(t, p)
+	r := lazyCounter(t, 4)
+	c, w, p, local := r.c, r.w, r.p, r.local
 	t.Cleanup(func() {
 		_ = p.Kill()
-		child.wait(t)
+		r.child.wait(t)
 	})
-	criuWaitAnswer(t, local+"value")
-	criuMustGet(t, local)
-	dump, err := c.CheckpointLazy(ctx, w, p, t.TempDir())
+	dump, err := c.CheckpointLazy(context.Background(), w, p, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,6 +116,32 @@ func TestCRIULazyDumpAbort(t *testing.T) {
 	if n := criuMustGet(t, local); n != 2 {
 		t.Fatalf("after the abandoned dump the counter counted to %d, want 2", n)
 	}
+}
+
+// lazyRig is the counter started under CRIU, with its process reaped.
+type lazyRig struct {
+	c     *CRIU
+	w     Workload
+	p     *os.Process
+	child *criuChild
+	port  int
+	local string // its URL on loopback
+}
+
+// lazyCounter starts the counter with mib MiB of ballast and counts once.
+func lazyCounter(t *testing.T, mib int) lazyRig {
+	t.Helper()
+	r := lazyRig{c: needCRIU(t), port: freePort(t)}
+	r.w = criuCounterWorkload(t, criuBuildCounter(t), r.port, mib)
+	r.local = fmt.Sprintf("http://127.0.0.1:%d/", r.port)
+	var err error
+	if r.p, err = r.c.Start(context.Background(), r.w, ""); err != nil {
+		t.Fatal(err)
+	}
+	r.child = criuReap(t, r.p)
+	criuWaitAnswer(t, r.local+"value")
+	criuMustGet(t, r.local)
+	return r
 }
 
 // lazySum is the counter's ballast SHA-256.

@@ -8,12 +8,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/lifeboat/lifeboat/internal/netns"
 )
@@ -226,28 +223,7 @@ func criuVethAddrs() (host, ns string) {
 // restore happens there. The thread is never unlocked, so the Go runtime
 // discards it when the goroutine ends instead of reusing it elsewhere.
 func criuStartInNetns(ctx context.Context, c *CRIU, w Workload, from, nsPath string) (*os.Process, error) {
-	type result struct {
-		p   *os.Process
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		f, err := os.Open(nsPath)
-		if err != nil {
-			done <- result{err: err}
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			done <- result{err: fmt.Errorf("setns %s: %w", nsPath, err)}
-			return
-		}
-		p, err := c.Start(ctx, w, from)
-		done <- result{p, err}
-	}()
-	r := <-done
-	return r.p, r.err
+	return inNetns(nsPath, func() (*os.Process, error) { return c.Start(ctx, w, from) })
 }
 
 // criuCheckInNetns checks that pid lives in the network namespace at nsPath.
