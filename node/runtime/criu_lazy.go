@@ -158,11 +158,9 @@ func (c *CRIU) CheckpointLazy(ctx context.Context, w Workload, p *os.Process, di
 		"--lazy-pages", "--address", "127.0.0.1", "--port", strconv.Itoa(port)}, c.cliOpts(oplog)...)
 	d := &LazyDump{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), log: oplog.Path()}
 	start := time.Now()
-	ready, err := c.runWithStatus(ctx, args, &d.criuProc)
-	if err != nil {
+	if err := c.runWithStatus(ctx, args, &d.criuProc); err != nil {
 		return nil, criuError(ErrCheckpoint, w, "lazy dump of pid "+strconv.Itoa(p.Pid), err, oplog)
 	}
-	<-ready
 	d.Ready = time.Since(start)
 	c.log.Info("criu dumped lazily", "workload", w.Spec.ID, "epoch", w.Epoch, "pid", p.Pid, "dir", dir,
 		"ready", d.Ready, "page_server", d.Addr, "log", d.log)
@@ -199,18 +197,10 @@ func (c *CRIU) StartLazy(ctx context.Context, w Workload, from string, pages Pag
 	args := append([]string{"lazy-pages", "--page-server", "--address", "127.0.0.1", "--port", strconv.Itoa(port), "-D", from},
 		c.cliOpts(dl)...)
 	begin := time.Now()
-	ready, err := c.runWithStatus(ctx, args, &r.criuProc)
-	if err != nil {
+	if err := c.runWithStatus(ctx, args, &r.criuProc); err != nil {
 		r.closeRelay()
 		r.relay.Wait()
 		return nil, nil, criuError(ErrRestore, w, "starting the lazy-pages daemon", err, dl)
-	}
-	select {
-	case <-ready:
-	case <-r.done:
-		r.closeRelay()
-		r.relay.Wait()
-		return nil, nil, criuError(ErrRestore, w, "the lazy-pages daemon", r.err, dl)
 	}
 	images, err := os.Open(from)
 	if err != nil {
@@ -282,21 +272,22 @@ func (c *CRIU) cliOpts(log *criuOpLog) []string {
 		tcp, "--skip-in-flight", "--network-lock", c.cfg.NetworkLock, "--status-fd", "3"}
 }
 
-// runWithStatus starts criu with args and a status pipe on fd 3 as p. The
-// channel it returns is closed once criu writes its status byte (the page
-// server or daemon serves); p.Done once criu exits. It fails if criu
-// cannot start or exits before it is ready.
-func (c *CRIU) runWithStatus(ctx context.Context, args []string, p *criuProc) (<-chan struct{}, error) {
+// runWithStatus starts criu with args and a status pipe on fd 3 as p, and
+// returns once criu has written its status byte (the page server or the
+// daemon serves); p.Done is closed when criu exits. It fails if criu
+// cannot start or exits before it is ready (or ctx ends first: criu is
+// killed then).
+func (c *CRIU) runWithStatus(ctx context.Context, args []string, p *criuProc) error {
 	rd, wr, err := os.Pipe()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	cmd := exec.Command(c.cfg.Path, args...)
 	cmd.ExtraFiles = []*os.File{wr}
 	if err := cmd.Start(); err != nil {
 		rd.Close()
 		wr.Close()
-		return nil, err
+		return err
 	}
 	wr.Close()
 	p.cmd, p.done = cmd, make(chan struct{})
@@ -304,7 +295,6 @@ func (c *CRIU) runWithStatus(ctx context.Context, args []string, p *criuProc) (<
 		p.err = cmd.Wait()
 		close(p.done)
 	}()
-	ready := make(chan struct{})
 	status := make(chan error, 1)
 	go func() { // ends at the status byte or when criu exits (EOF)
 		defer rd.Close()
@@ -315,17 +305,16 @@ func (c *CRIU) runWithStatus(ctx context.Context, args []string, p *criuProc) (<
 	select {
 	case err := <-status:
 		if err == nil {
-			close(ready)
-			return ready, nil
+			return nil
 		}
 		if err := p.Err(); err != nil {
-			return nil, err
+			return err
 		}
-		return nil, errors.New("criu exited before it was ready")
+		return errors.New("criu exited before it was ready")
 	case <-ctx.Done():
 		p.kill()
 		<-status
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
 }
 
