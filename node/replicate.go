@@ -49,9 +49,10 @@ func (n *Node) startTransfer() error {
 		return err
 	}
 	n.sender = cl
-	// The page relay of lazy moves always runs over TLS on TCP: a page
-	// fault waits for its round trip, and quic-go's is the slower one
-	// here (user-space, CPU-bound); the TCP server listens beside QUIC.
+	// The page relay of lazy moves always runs over TLS on TCP, which
+	// listens beside QUIC: quic-go is CPU-bound here, and a 64 MiB
+	// counter's memory moved in 0.8-0.9 s over TCP against 1.1 s over
+	// QUIC (one run each).
 	cc.Network = transfer.NetworkTCP
 	if n.pager, err = transfer.NewClient(cc); err != nil {
 		return err

@@ -91,7 +91,7 @@ type Supervisor struct {
 	store   *transfer.Store
 	cluster Cluster
 
-	mu     sync.Mutex // guards units and closed
+	mu     sync.Mutex // guards units, closed and pages
 	units  map[string]*unit
 	closed bool
 	pages  map[pageKey]string // the page servers of lazy dumps under way
