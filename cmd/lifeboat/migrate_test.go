@@ -172,7 +172,8 @@ func TestMigrateBetweenHostsInNamespaces(t *testing.T) {
 // final checkpoint: a few hundred KiB travel before it runs again on the
 // standby, the count continues, its memory arrives whole (the ballast's
 // SHA-256 is the same), the old holder's frozen process ends, and the new
-// holder commits a complete checkpoint once the memory is all in.
+// holder takes a complete checkpoint when asked once the memory is all in
+// (and refuses one before).
 func TestLazyMigrateBetweenHostsInNamespaces(t *testing.T) {
 	needCRIU(t)
 	counter := buildCounter(t)
@@ -208,10 +209,14 @@ func TestLazyMigrateBetweenHostsInNamespaces(t *testing.T) {
 	if w.Checkpoint == nil || w.Checkpoint.LazyFrom != "l1" || w.Checkpoint.Seq != res.Seq {
 		t.Fatalf("after the move the newest checkpoint is %+v, want the lazy #%d from l1", w.Checkpoint, res.Seq)
 	}
-	// Once the memory is all in, the new holder commits a complete one.
-	w = waitWorkload(t, c, "counter", func(w api.Workload) bool {
-		return w.Checkpoint != nil && w.Checkpoint.Seq > res.Seq && w.Checkpoint.LazyFrom == "" && w.Checkpoint.Epoch == res.Epoch
-	})
+	// A checkpoint is refused while the memory is arriving and complete
+	// once it is all in; none is taken by itself before the interval.
+	ck := checkpointOnceIn(t, ctx, c, "counter")
+	w = waitWorkload(t, c, "counter", func(w api.Workload) bool { return w.Checkpoint != nil && w.Checkpoint.Seq >= ck.Seq })
+	if w.Checkpoint.Seq != ck.Seq || ck.Seq != res.Seq+1 || w.Checkpoint.LazyFrom != "" || w.Checkpoint.Epoch != res.Epoch {
+		t.Fatalf("the checkpoint after the lazy move is %+v (asked: #%d), want the complete #%d under epoch %d",
+			w.Checkpoint, ck.Seq, res.Seq+1, res.Epoch)
+	}
 	if got := ballastSum(t, ip[to]+":18084"); got != sum {
 		t.Fatalf("the ballast's SHA-256 is %s after the lazy move, %s before: memory was lost", got, sum)
 	}
@@ -221,6 +226,26 @@ func TestLazyMigrateBetweenHostsInNamespaces(t *testing.T) {
 	}
 	if n := countProcs(t, counter); n != 1 {
 		t.Fatalf("%d counter processes run after the lazy move, want 1: the old holder's frozen one must end", n)
+	}
+}
+
+// checkpointOnceIn asks for a checkpoint of id until its holder takes it:
+// it refuses while a lazy restore's memory is still arriving.
+func checkpointOnceIn(t *testing.T, ctx context.Context, c *api.Client, id string) api.ActionResult {
+	t.Helper()
+	for {
+		res, err := c.Checkpoint(ctx, id)
+		switch {
+		case err == nil:
+			return res
+		case !strings.Contains(err.Error(), "still arriving"):
+			t.Fatalf("checkpoint of %s: %v", id, err)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("checkpoint of %s: the memory never all arrived: %v", id, err)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
 

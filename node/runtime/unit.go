@@ -403,6 +403,7 @@ func (u *unit) serve(proc *os.Process) outcome {
 		tick = t.C
 	}
 	var lazyDone <-chan struct{}
+	missed := false // a periodic checkpoint fell due while memory was arriving
 	if u.lazy != nil {
 		lazyDone = u.lazy.Done()
 		defer func() {
@@ -422,11 +423,16 @@ func (u *unit) serve(proc *os.Process) outcome {
 				_ = proc.Kill()
 				return outcome{err: fmt.Errorf("%w: lazy pages: %v", ErrRestore, err)}
 			}
-			// Until now its memory had no copy but the old holder's
-			// frozen process: take a complete checkpoint at once.
+			// The next complete checkpoint comes on the interval, counted
+			// from the restore, as after any restore: taking one at once
+			// would freeze the service for a full dump right after a move
+			// made lazy to spare it that (docs/ARCHITECTURE.md).
 			u.s.log.Info("the lazy restore's memory is all in", "workload", u.spec.ID)
-			if _, err := u.checkpoint(proc); err != nil {
-				u.s.log.Warn("checkpoint after the lazy restore failed", "workload", u.spec.ID, "err", err)
+			if missed {
+				missed = false
+				if _, err := u.checkpoint(proc); err != nil {
+					u.s.log.Warn("periodic checkpoint failed", "workload", u.spec.ID, "err", err)
+				}
 			}
 		case err := <-waitCh:
 			return outcome{err: err}
@@ -435,7 +441,8 @@ func (u *unit) serve(proc *os.Process) outcome {
 			return outcome{}
 		case <-tick:
 			if u.lazyPending() {
-				continue // taken as soon as the memory is all in
+				missed = true // taken as soon as the memory is all in
+				continue
 			}
 			if _, err := u.checkpoint(proc); err != nil {
 				u.s.log.Warn("periodic checkpoint failed", "workload", u.spec.ID, "err", err)
