@@ -18,8 +18,8 @@ func BuildManifest(dir string, info Info, chunkSize int64) (*Manifest, error) {
 }
 
 // buildManifest is BuildManifest; with seal it also makes the tree private
-// (files 0600, directories 0700, modes recorded before) and durable (every
-// file and directory fsynced).
+// (files 0600, directories 0700, modes recorded before) and, unless
+// info.Volatile, durable (every file and directory fsynced).
 func buildManifest(dir string, info Info, chunkSize int64, seal bool) (*Manifest, error) {
 	if chunkSize == 0 {
 		chunkSize = DefaultChunkSize
@@ -27,6 +27,7 @@ func buildManifest(dir string, info Info, chunkSize int64, seal bool) (*Manifest
 	m := &Manifest{
 		Version: ManifestVersion, Workload: info.Workload, Epoch: info.Epoch, Seq: info.Seq,
 		Mode: info.Mode, CreatedAt: info.CreatedAt.UTC(), ChunkSize: chunkSize, Meta: maps.Clone(info.Meta),
+		Volatile: info.Volatile,
 	}
 	m.normalize()
 	if err := m.validateHeader(); err != nil {
@@ -39,7 +40,7 @@ func buildManifest(dir string, info Info, chunkSize int64, seal bool) (*Manifest
 	if m.Files, err = hashTree(dir, entries, chunkSize); err != nil {
 		return nil, fmt.Errorf("build manifest of %s: %w", dir, err)
 	}
-	if seal {
+	if seal && !m.Volatile {
 		if err := syncTree(dir, entries); err != nil {
 			return nil, fmt.Errorf("seal %s: %w", dir, err)
 		}

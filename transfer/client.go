@@ -21,8 +21,10 @@ type ClientConfig struct {
 	// Streams is how many data streams carry the chunks at once.
 	Streams int
 	// Conns is how many QUIC connections the streams spread over; more
-	// than one spreads the work of QUIC over more cores. With TCP every
-	// stream is a connection of its own, and Conns does not matter.
+	// than one spreads the work of QUIC over more cores. A transfer that
+	// needs less than 4 MiB uses one: it would only wait for the other
+	// handshakes. With TCP every stream is a connection of its own, and
+	// Conns does not matter.
 	Conns int
 	// ListenPacket, for QUIC, makes the UDP socket of each connection
 	// (tests make it inside a network namespace); Send closes what it

@@ -90,6 +90,11 @@ type Manifest struct {
 	// Meta holds the checkpointer's notes (at most 64 entries, keys of 1 to
 	// 128 bytes, values of at most 1024).
 	Meta map[string]string `json:"meta,omitempty"`
+	// Volatile checkpoints are sealed without fsync, here and on every
+	// receiver: a checkpoint that is worthless after a crash (a lazy
+	// one, whose memory is in a process) need not wait for the disk. A
+	// torn one fails Verify.
+	Volatile bool `json:"volatile,omitempty"`
 }
 
 // Info is what a checkpoint's manifest says about it beyond its files.
@@ -99,6 +104,7 @@ type Info struct {
 	Mode       string
 	CreatedAt  time.Time
 	Meta       map[string]string
+	Volatile   bool // see Manifest.Volatile
 }
 
 // Encode returns the canonical JSON of a valid manifest: the same manifest

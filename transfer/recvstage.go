@@ -267,8 +267,9 @@ func (rs *recvStaging) write(g uint32, data []byte) error {
 
 // seal makes the staged checkpoint durable and puts it in place: it
 // checks that the tree is exactly the manifest's, fsyncs every file and
-// directory, writes manifest.json (enc, the canonical bytes whose SHA-256
-// is the digest) and renames the whole into the store.
+// directory (not for a Volatile manifest), writes manifest.json (enc, the
+// canonical bytes whose SHA-256 is the digest) and renames the whole into
+// the store.
 func (rs *recvStaging) seal(s *Store, enc []byte) (string, error) {
 	disk, err := walkTree(rs.files, false)
 	if err != nil {
@@ -277,28 +278,28 @@ func (rs *recvStaging) seal(s *Store, enc []byte) (string, error) {
 	if err := compareTree(disk, rs.m.Files); err != nil {
 		return "", err
 	}
-	if err := syncTree(rs.files, disk); err != nil {
+	durable := !rs.m.Volatile
+	if durable {
+		if err := syncTree(rs.files, disk); err != nil {
+			return "", err
+		}
+	}
+	if err := writeManifest(rs.top, enc, durable); err != nil {
 		return "", err
 	}
-	if err := writeFileSync(filepath.Join(rs.top, manifestName), enc); err != nil {
-		return "", err
-	}
-	if err := syncPath(rs.top); err != nil {
-		return "", err
-	}
-	return s.sealReceived(rs.m.Workload, rs.m.Seq, rs.top)
+	return s.sealReceived(rs.m.Workload, rs.m.Seq, rs.top, durable)
 }
 
 // sealReceived renames the received checkpoint directory top (holding
-// manifest.json and files/, all durable) to root/<workload>/<seq>, the
-// way Seal does, and prunes the workload to the store's keep, never the
+// manifest.json and files/, durable unless not durable) to
+// root/<workload>/<seq>, the way Seal does, and prunes the workload to the store's keep, never the
 // new one. If only pruning fails, it returns the new directory and the
 // error together.
-func (s *Store) sealReceived(workload string, seq uint64, top string) (string, error) {
+func (s *Store) sealReceived(workload string, seq uint64, top string, durable bool) (string, error) {
 	st := &Staging{Dir: filepath.Join(top, filesName), store: s, workload: workload, top: top}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	dir, err := s.renameInLocked(st, seq)
+	dir, err := s.renameInLocked(st, seq, durable)
 	if err != nil {
 		return "", err
 	}

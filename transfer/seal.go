@@ -61,7 +61,8 @@ func (st *Staging) Abort() error {
 // Seal turns a staged checkpoint into a sealed one: it builds the manifest
 // (info.Workload is the staging's workload if empty, and must be if not),
 // makes the files 0600 and directories 0700, fsyncs every file, writes and
-// fsyncs manifest.json and every directory, renames the staging directory
+// fsyncs manifest.json and every directory (info.Volatile: no fsync at
+// all), renames the staging directory
 // to root/<workload>/<seq> (ErrExists if that is taken; the staging then
 // stays, to Abort or to Seal with another seq) and fsyncs its parent. Then it prunes the
 // workload to the store's keep, never the checkpoint just sealed; if only
@@ -89,16 +90,13 @@ func (s *Store) Seal(st *Staging, info Info) (*Checkpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seal %s: %w", name, err)
 	}
-	if err := writeFileSync(filepath.Join(st.top, manifestName), enc); err != nil {
-		return nil, fmt.Errorf("seal %s: %w", name, err)
-	}
-	if err := syncPath(st.top); err != nil {
+	if err := writeManifest(st.top, enc, !m.Volatile); err != nil {
 		return nil, fmt.Errorf("seal %s: %w", name, err)
 	}
 	c := &Checkpoint{Manifest: m, Digest: digestOf(enc)}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if c.Dir, err = s.renameInLocked(st, info.Seq); err != nil {
+	if c.Dir, err = s.renameInLocked(st, info.Seq, !m.Volatile); err != nil {
 		return nil, fmt.Errorf("seal %s: %w", name, err)
 	}
 	if err := s.pruneLocked(info.Workload, s.keep, &info.Seq); err != nil {
@@ -107,15 +105,29 @@ func (s *Store) Seal(st *Staging, info Info) (*Checkpoint, error) {
 	return c, nil
 }
 
+// writeManifest writes manifest.json (enc) into the checkpoint directory
+// top and, when durable, fsyncs it and top.
+func writeManifest(top string, enc []byte, durable bool) error {
+	p := filepath.Join(top, manifestName)
+	if !durable {
+		return os.WriteFile(p, enc, 0o600)
+	}
+	if err := writeFileSync(p, enc); err != nil {
+		return err
+	}
+	return syncPath(top)
+}
+
 // renameInLocked moves the sealed staging directory to its place and
-// returns that place.
-func (s *Store) renameInLocked(st *Staging, seq uint64) (string, error) {
+// returns that place; durable fsyncs the directories the rename changed.
+func (s *Store) renameInLocked(st *Staging, seq uint64, durable bool) (string, error) {
 	wdir := filepath.Join(s.root, st.workload)
-	if err := os.Mkdir(wdir, 0o700); err == nil {
+	switch err := os.Mkdir(wdir, 0o700); {
+	case err == nil && durable:
 		if err := syncPath(s.root); err != nil {
 			return "", err
 		}
-	} else if !errors.Is(err, fs.ErrExist) {
+	case err != nil && !errors.Is(err, fs.ErrExist):
 		return "", err
 	}
 	dst := filepath.Join(wdir, strconv.FormatUint(seq, 10))
@@ -128,6 +140,9 @@ func (s *Store) renameInLocked(st *Staging, seq uint64) (string, error) {
 		return "", err
 	}
 	st.done = true
+	if !durable {
+		return dst, nil
+	}
 	return dst, syncPath(wdir)
 }
 

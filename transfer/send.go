@@ -58,7 +58,9 @@ func (c *Client) attempt(ctx context.Context, addr, peerName string, ck *Checkpo
 	if len(nd.needed) == 0 {
 		return c.awaitFinal(ctx, ctrl, peerName, o.digest)
 	}
-	for len(links) < c.cfg.Conns && c.cfg.Network == NetworkQUIC {
+	// More QUIC connections spread a large transfer over more cores; a
+	// small one would only wait for their handshakes.
+	for len(links) < c.cfg.Conns && c.cfg.Network == NetworkQUIC && snd.bytes() >= oneConnBytes {
 		l, err := c.dial(ctx, addr, peerName)
 		if err != nil {
 			return c.failure(ctx, fmt.Errorf("dial connection %d: %w", len(links)+1, err))
@@ -67,6 +69,10 @@ func (c *Client) attempt(ctx context.Context, addr, peerName string, ck *Checkpo
 	}
 	return c.ship(ctx, links, ctrl, nd.id, snd, peerName, o.digest, stats)
 }
+
+// oneConnBytes: a transfer that needs less than this goes over the first
+// connection alone (Conns is for large ones).
+const oneConnBytes = 4 << 20
 
 // failure is what an attempt returns for err: ErrInterrupted with ctx's
 // error if ctx ended it, else err classified by netError.

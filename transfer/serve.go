@@ -181,6 +181,9 @@ func (s *Server) serveOffer(ctrl stream, peer string, p []byte) {
 	if err := WriteFrame(ctrl, FrameDone, appendDone(nil, o.digest)); err == nil {
 		ctrl.CloseWrite()
 	}
+	if s.cfg.Received != nil {
+		s.cfg.Received(peer, o.workload, o.seq, o.digest)
+	}
 }
 
 // serveData feeds the chunks of a data stream to the session its HELLO

@@ -63,6 +63,11 @@ type ServerConfig struct {
 	// called from the stream's own goroutine and should not block for
 	// long: Close waits for it. nil refuses every relay.
 	Pages func(peer, workload string, seq uint64) (net.Conn, error)
+	// Received, if set, is told of each checkpoint of workload that the
+	// store holds sealed after an offer from peer (received, or there
+	// already), once the client was told. It is called from the offer's
+	// own goroutine and should return quickly.
+	Received func(peer, workload string, seq uint64, digest string)
 	// Logger receives the server's logs.
 	Logger *slog.Logger
 	// MaxSessions bounds the transfers received at once; an offer beyond

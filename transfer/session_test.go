@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // sealFiles seals in store a checkpoint of workload as seq with exactly
@@ -89,11 +90,18 @@ func TestSendRoundTrip(t *testing.T) {
 	}
 }
 
+// TestSendIsIdempotent: a second send of a sealed checkpoint sends
+// nothing; the server's Received hook hears of both.
 func TestSendIsIdempotent(t *testing.T) {
 	p := newTestPKI(t)
 	src, dst := openStore(t, 0), openStore(t, 0)
 	ck := sealFiles(t, src, "counter", 1, sampleFiles(1))
-	srv := startServer(t, p, dst, nil)
+	heard := make(chan string, 4)
+	srv := startServer(t, p, dst, func(c *ServerConfig) {
+		c.Received = func(peer, workload string, seq uint64, digest string) {
+			heard <- fmt.Sprintf("%s %s#%d %s", peer, workload, seq, digest)
+		}
+	})
 	cl := newTestClient(t, p, nil, nil)
 	for i := range 2 {
 		stats, err := cl.Send(background(t), srv.Addr().String(), "receiver", ck)
@@ -107,6 +115,17 @@ func TestSendIsIdempotent(t *testing.T) {
 	sameCheckpoint(t, dst, ck)
 	if got := seqsOf(t, dst, "counter"); len(got) != 1 {
 		t.Errorf("receiver lists %v", got)
+	}
+	want := fmt.Sprintf("sender counter#1 %s", ck.Digest)
+	for i := range 2 { // told after the client: it may come a moment later
+		select {
+		case got := <-heard:
+			if got != want {
+				t.Errorf("Received heard %q, want %q", got, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Received heard %d of the 2 sends", i)
+		}
 	}
 }
 
@@ -408,4 +427,34 @@ func chunkAt(m *Manifest, path string, off int64) int {
 		}
 	}
 	return -1
+}
+
+// TestSendVolatile: a volatile checkpoint (sealed without fsync) says so
+// in its manifest, so that the receiver seals it the same way; it arrives
+// whole and verifies.
+func TestSendVolatile(t *testing.T) {
+	p := newTestPKI(t)
+	src, dst := openStore(t, 0), openStore(t, 0)
+	st, err := src.Stage("counter")
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(st.Dir, "pages-1.img"), randomBytes(3*DefaultChunkSize, 7), 0o600))
+	in := info("counter", 1)
+	in.Volatile = true
+	ck, err := src.Seal(st, in)
+	must(t, err)
+	if !ck.Manifest.Volatile {
+		t.Fatal("the sealed manifest does not say it is volatile")
+	}
+	srv := startServer(t, p, dst, nil)
+	cl := newTestClient(t, p, nil, nil)
+	if _, err := cl.Send(background(t), srv.Addr().String(), "receiver", ck); err != nil {
+		t.Fatal(err)
+	}
+	sameCheckpoint(t, dst, ck)
+	got, err := dst.Get("counter", 1)
+	must(t, err)
+	if !got.Manifest.Volatile || got.Digest != ck.Digest {
+		t.Fatalf("received %+v (digest %s), want the volatile %s", got.Manifest, got.Digest, ck.Digest)
+	}
+	must(t, dst.Verify(got, ck.Digest))
 }
