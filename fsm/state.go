@@ -273,6 +273,16 @@ type Migration struct {
 	Error    string      `json:"error,omitempty"`
 }
 
+// Underway reports whether the move is between its begin and its end:
+// checkpointing, transferring, restoring or at its cutover.
+func (m Migration) Underway() bool {
+	switch m.Phase {
+	case PhaseCheckpointing, PhaseTransferring, PhaseRestoring, PhaseCutover:
+		return true
+	}
+	return false
+}
+
 // Hazard is one interruption notice or rebalance recommendation observed.
 type Hazard struct {
 	Node         string    `json:"node"`

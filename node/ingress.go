@@ -29,8 +29,7 @@ func (t routeTable) Routes() []ingress.Route {
 	v := t.n.view()
 	moving := map[string]string{} // workload -> the holder it moves off
 	for _, m := range v.Migrations() {
-		switch m.Phase {
-		case fsm.PhaseCheckpointing, fsm.PhaseTransferring, fsm.PhaseRestoring, fsm.PhaseCutover:
+		if m.Underway() {
 			moving[m.Workload] = m.From
 		}
 	}

@@ -36,7 +36,9 @@ func (n *Node) lazyMove(w fsm.Workload, to string, park bool) bool {
 // pagesFor is the transfer server's page relay policy: it connects peer
 // to the page server of this node's lazy checkpoint seq of workload, when
 // Raft committed that checkpoint from this node with peer among its
-// holders, and its dump still serves here.
+// holders — or, before the commit, prepared it from this node in a move
+// to peer that is under way (the target restores it, stopped, before its
+// grant) — and its dump still serves here.
 func (n *Node) pagesFor(ctx context.Context, peer, workload string, seq uint64) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, pagesWait)
 	defer cancel()
@@ -57,11 +59,18 @@ func (n *Node) pagesFor(ctx context.Context, peer, workload string, seq uint64) 
 }
 
 // lazyHolder checks that v records lazy checkpoint seq of workload as
-// taken on self, with peer among its holders.
+// taken on self, with peer among its holders or as the target of the
+// move under way that prepared it.
 func lazyHolder(v *fsm.Machine, peer, workload string, seq uint64, self string) error {
 	w, ok := v.Workload(workload)
 	if !ok {
 		return fmt.Errorf("%w: no workload %q", fsm.ErrNotFound, workload)
+	}
+	if p := w.Pending; p != nil && p.Seq == seq && p.LazyFrom == self && w.Assignment.Holder == self &&
+		slices.ContainsFunc(v.Migrations(), func(m fsm.Migration) bool {
+			return m.Workload == workload && m.From == self && m.To == peer && m.Underway()
+		}) {
+		return nil
 	}
 	for _, rec := range w.Checkpoints {
 		switch {
@@ -75,6 +84,20 @@ func lazyHolder(v *fsm.Machine, peer, workload string, seq uint64, self string) 
 		}
 	}
 	return fmt.Errorf("%w: no committed checkpoint #%d of %s", fsm.ErrNotFound, seq, workload)
+}
+
+// lazyReceived is told of every checkpoint the transfer server holds
+// sealed after an offer: a lazy one that peer, the holder, prepared is
+// the final checkpoint of a lazy move to this node, restored at once and
+// left stopped until the grant (runtime.Supervisor.PrestartLazy).
+func (n *Node) lazyReceived(peer, workload string, seq uint64, digest string) {
+	w, ok := n.view().Workload(workload)
+	if !ok || peer == n.cfg.Name || w.Assignment.Holder != peer {
+		return
+	}
+	if p := w.Pending; p != nil && p.Seq == seq && p.Digest == digest && p.LazyFrom == peer {
+		n.sup.PrestartLazy(w.Spec, *p)
+	}
 }
 
 // Pages connects to the page server of lazy checkpoint seq of workload id

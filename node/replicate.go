@@ -74,6 +74,7 @@ func (n *Node) transferServer(network string, port int, log *slog.Logger) (*tran
 	sc.Pages = func(peer, workload string, seq uint64) (net.Conn, error) {
 		return n.pagesFor(n.runCtx, peer, workload, seq)
 	}
+	sc.Received = n.lazyReceived
 	srv, err := transfer.NewServer(sc)
 	if err != nil {
 		return nil, fmt.Errorf("transfer-port (%s): %w", network, err)

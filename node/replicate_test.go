@@ -113,18 +113,7 @@ func TestCheckpointsReachStandbysAndMigrate(t *testing.T) {
 // prepared, digest and all.
 func TestOfferMustMatchThePreparedCheckpoint(t *testing.T) {
 	m := fsm.New()
-	idx := uint64(0)
-	apply := func(c fsm.Command) {
-		t.Helper()
-		b, err := fsm.Encode(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		idx++
-		if r := m.Apply(idx, b); r.Err != nil {
-			t.Fatalf("%T: %v", c, r.Err)
-		}
-	}
+	apply := applier(t, m)
 	man := &transfer.Manifest{Workload: "w", Seq: 1}
 	want := func(peer, digest, msg string) {
 		t.Helper()
@@ -137,8 +126,7 @@ func TestOfferMustMatchThePreparedCheckpoint(t *testing.T) {
 	now := time.Now()
 	apply(fsm.NodeUpsert{Node: fsm.Node{Name: "a1", Zone: "a"}, At: now})
 	apply(fsm.WorkloadSubmit{Spec: fsm.WorkloadSpec{ID: "w", Command: []string{"/bin/true"}}.WithDefaults(), At: now})
-	apply(fsm.WorkloadGrant{Workload: "w", Holder: "a1", At: now})
-	epoch := idx
+	epoch := apply(fsm.WorkloadGrant{Workload: "w", Holder: "a1", At: now})
 	want("a1", "d1", "not prepared")
 	apply(fsm.CheckpointPrepare{Workload: "w", Epoch: epoch, Seq: 1, Digest: "d1", At: now})
 	want("b1", "d1", "b1 does not hold")

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	criu "github.com/checkpoint-restore/go-criu/v7"
@@ -183,7 +184,7 @@ func (c *CRIU) Start(ctx context.Context, w Workload, from string) (*os.Process,
 	}
 	defer oplog.Close()
 	start := time.Now()
-	nfy, err := c.restore(images, oplog, false)
+	nfy, err := c.restore(c.client(), images, oplog, restoreHow{})
 	if err != nil {
 		return nil, criuError(ErrRestore, w, "restoring from "+from, err, oplog)
 	}
@@ -219,9 +220,7 @@ func (c *CRIU) Checkpoint(ctx context.Context, w Workload, p *os.Process, dir st
 	opts.LeaveRunning = proto.Bool(leaveRunning)
 	_ = os.Remove(filepath.Join(oplog.dir.Name(), crit.StatsDump)) // never read a stale one
 	start := time.Now()
-	cr := criu.MakeCriu()
-	cr.SetCriuPath(c.cfg.Path)
-	if err := cr.Dump(opts, nil); err != nil {
+	if err := c.client().Dump(opts, nil); err != nil {
 		return Stats{}, criuError(ErrCheckpoint, w, "dumping pid "+fmt.Sprint(p.Pid), err, oplog)
 	}
 	st := Stats{Duration: time.Since(start)}
@@ -243,13 +242,12 @@ func frozenTime(workDir string, whole time.Duration) time.Duration {
 
 // restore runs CRIU's restore of the images as a sibling (the agent's
 // child), lazily or not; on failure nothing it restored is left running.
-func (c *CRIU) restore(images *os.File, oplog *criuOpLog, lazy bool) (*restoreNotify, error) {
+func (c *CRIU) restore(cr *criu.Criu, images *os.File, oplog *criuOpLog, how restoreHow) (*restoreNotify, error) {
 	opts := c.baseOpts(images, oplog.dir, oplog.name)
 	opts.RstSibling = proto.Bool(true)
-	opts.LazyPages = proto.Bool(lazy)
+	opts.LazyPages = proto.Bool(how.lazy)
+	opts.LeaveStopped = proto.Bool(how.stopped)
 	nfy := &restoreNotify{}
-	cr := criu.MakeCriu()
-	cr.SetCriuPath(c.cfg.Path)
 	err := cr.Restore(opts, nfy)
 	if err == nil && nfy.pid <= 0 {
 		err = errors.New("CRIU reported no restored process")
@@ -259,6 +257,26 @@ func (c *CRIU) restore(images *os.File, oplog *criuOpLog, lazy bool) (*restoreNo
 		return nil, err
 	}
 	return nfy, nil
+}
+
+// client is a go-criu client of this CRIU: it starts `criu swrk` for each
+// call, or once if Prepare'd (the caller then Cleanups).
+func (c *CRIU) client() *criu.Criu {
+	cr := criu.MakeCriu()
+	cr.SetCriuPath(c.cfg.Path)
+	return cr
+}
+
+// restoreHow is how a restore leaves the process: its memory to come
+// from a lazy-pages daemon, and stopped (SIGSTOP) until resumed.
+type restoreHow struct{ lazy, stopped bool }
+
+// resume continues a process restored stopped, with its process group.
+func resume(p *os.Process) error {
+	if err := syscall.Kill(-p.Pid, syscall.SIGCONT); err != nil {
+		return p.Signal(syscall.SIGCONT)
+	}
+	return nil
 }
 
 // restoreNotify catches the restored PID from CRIU's post-restore notice.

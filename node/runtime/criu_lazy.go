@@ -49,8 +49,10 @@ type LazyCheckpointer interface {
 	CheckpointLazy(ctx context.Context, w Workload, p *os.Process, dir string) (*LazyDump, error)
 	// StartLazy restores the workload from the images in from (a lazy
 	// checkpoint), its memory coming through pages. The process runs at
-	// once; LazyRestore.Done says when all its memory has arrived.
-	StartLazy(ctx context.Context, w Workload, from string, pages PageDialer) (*os.Process, *LazyRestore, error)
+	// once, or with stopped stays stopped until Resume (a target restores
+	// before its grant and resumes at it); LazyRestore.Done says when all
+	// its memory has arrived.
+	StartLazy(ctx context.Context, w Workload, from string, pages PageDialer, stopped bool) (*os.Process, *LazyRestore, error)
 }
 
 var _ LazyCheckpointer = (*CRIU)(nil)
@@ -168,7 +170,7 @@ func (c *CRIU) CheckpointLazy(ctx context.Context, w Workload, p *os.Process, di
 }
 
 // StartLazy: see LazyCheckpointer.
-func (c *CRIU) StartLazy(ctx context.Context, w Workload, from string, pages PageDialer) (*os.Process, *LazyRestore, error) {
+func (c *CRIU) StartLazy(ctx context.Context, w Workload, from string, pages PageDialer, stopped bool) (*os.Process, *LazyRestore, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, fmt.Errorf("%w: workload %s: %w", ErrRestore, w.Spec.ID, err)
 	}
@@ -197,6 +199,15 @@ func (c *CRIU) StartLazy(ctx context.Context, w Workload, from string, pages Pag
 	args := append([]string{"lazy-pages", "--page-server", "--address", "127.0.0.1", "--port", strconv.Itoa(port), "-D", from},
 		c.cliOpts(dl)...)
 	begin := time.Now()
+	// go-criu's `criu swrk` starts first, from this thread (its network
+	// namespace), and loads while the daemon starts.
+	cr := c.client()
+	if err := cr.Prepare(); err != nil {
+		r.closeRelay()
+		r.relay.Wait()
+		return nil, nil, fmt.Errorf("%w: workload %s: starting criu swrk: %w", ErrRestore, w.Spec.ID, err)
+	}
+	defer cr.Cleanup()
 	if err := c.runWithStatus(ctx, args, &r.criuProc); err != nil {
 		r.closeRelay()
 		r.relay.Wait()
@@ -209,12 +220,12 @@ func (c *CRIU) StartLazy(ctx context.Context, w Workload, from string, pages Pag
 	}
 	defer images.Close()
 	start := time.Now()
-	nfy, err := c.restore(images, oplog, true)
+	nfy, err := c.restore(cr, images, oplog, restoreHow{lazy: true, stopped: stopped})
 	if err != nil {
 		r.Close()
 		return nil, nil, criuError(ErrRestore, w, "lazy restore from "+from, err, oplog)
 	}
-	c.log.Info("criu restored lazily", "workload", w.Spec.ID, "epoch", w.Epoch, "pid", nfy.pid,
+	c.log.Info("criu restored lazily", "workload", w.Spec.ID, "epoch", w.Epoch, "pid", nfy.pid, "stopped", stopped,
 		"from", from, "daemon", start.Sub(begin), "took", time.Since(start), "log", oplog.Path())
 	proc, err := os.FindProcess(nfy.pid)
 	if err != nil {

@@ -18,8 +18,16 @@ import (
 // TestCRIULazyMove moves the counter with lazy pages into another network
 // namespace: the restore answers with the count before its memory has
 // all arrived, the memory arrives whole (the ballast's SHA-256 is the
-// same), and the old process ends once its memory has been fetched.
+// same), and the old process ends once its memory has been fetched. A
+// restore left stopped (a target before its grant) does not run until
+// it is resumed.
 func TestCRIULazyMove(t *testing.T) {
+	for _, stopped := range []bool{false, true} {
+		t.Run(map[bool]string{false: "running", true: "stopped"}[stopped], func(t *testing.T) { lazyMove(t, stopped) })
+	}
+}
+
+func lazyMove(t *testing.T, stopped bool) {
 	r := lazyCounter(t, 32)
 	c, w, p, first, local, port := r.c, r.w, r.p, r.child, r.local, r.port
 	ctx := context.Background()
@@ -52,7 +60,7 @@ func TestCRIULazyMove(t *testing.T) {
 	}
 	var lazy *LazyRestore
 	p2, err := inNetns(ns.Path(), func() (*os.Process, error) {
-		p, l, err := c.StartLazy(ctx, w, dir, pages)
+		p, l, err := c.StartLazy(ctx, w, dir, pages, stopped)
 		lazy = l
 		return p, err
 	})
@@ -62,6 +70,18 @@ func TestCRIULazyMove(t *testing.T) {
 	defer lazy.Close()
 	criuReap(t, p2)
 	remote := fmt.Sprintf("http://%s:%d/", nsIP, port)
+	if stopped {
+		time.Sleep(200 * time.Millisecond)
+		if st := procState(t, p2.Pid); st != 'T' {
+			t.Fatalf("the restore left stopped is in state %c, want T", st)
+		}
+		if _, err := (&http.Client{Timeout: 200 * time.Millisecond}).Get(remote + "value"); err == nil {
+			t.Fatal("the restore left stopped answers before it is resumed")
+		}
+		if err := resume(p2); err != nil {
+			t.Fatal(err)
+		}
+	}
 	restored := time.Now()
 	if n := criuMustGet(t, remote); n != 3 {
 		t.Fatalf("the lazily restored counter counted to %d, want 3", n)
@@ -116,6 +136,20 @@ func TestCRIULazyDumpAbort(t *testing.T) {
 	if n := criuMustGet(t, local); n != 2 {
 		t.Fatalf("after the abandoned dump the counter counted to %d, want 2", n)
 	}
+}
+
+// procState is the state letter of process pid (/proc/pid/stat).
+func procState(t *testing.T, pid int) byte {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 || i+2 >= len(b) {
+		t.Fatalf("/proc/%d/stat: %q", pid, b)
+	}
+	return b[i+2]
 }
 
 // lazyRig is the counter started under CRIU, with its process reaped.

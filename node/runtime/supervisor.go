@@ -91,12 +91,16 @@ type Supervisor struct {
 	store   *transfer.Store
 	cluster Cluster
 
-	mu     sync.Mutex // guards units, closed and pages
+	mu     sync.Mutex // guards units, closed, pages, fenced and prestarts
 	units  map[string]*unit
 	closed bool
 	pages  map[pageKey]string // the page servers of lazy dumps under way
 	fenced bool               // see Fence
-	wg     sync.WaitGroup     // one per unit goroutine
+	// prestarts are the lazy restores prepared ahead of their grants
+	// (PrestartLazy), by workload.
+	prestarts map[string]*prestart
+	quit      chan struct{}  // closed by Close
+	wg        sync.WaitGroup // one per unit goroutine
 }
 
 // New builds a supervisor over the given checkpointers (by Mode()).
@@ -109,7 +113,8 @@ func New(cfg Config, cluster Cluster, checkpointers ...Checkpointer) (*Superviso
 		return nil, fmt.Errorf("runtime: checkpoint store: %w", err)
 	}
 	s := &Supervisor{cfg: cfg, log: cfg.Logger, modes: map[string]Checkpointer{}, store: store,
-		cluster: cluster, units: map[string]*unit{}, pages: map[pageKey]string{}}
+		cluster: cluster, units: map[string]*unit{}, pages: map[pageKey]string{}, prestarts: map[string]*prestart{},
+		quit: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -253,6 +258,7 @@ func (s *Supervisor) PIDs() []int {
 			out = append(out, pid)
 		}
 	}
+	out = append(out, s.prestartPIDsLocked()...)
 	slices.Sort(out)
 	return out
 }
@@ -354,6 +360,9 @@ func (s *Supervisor) Handoff(ctx context.Context, id string, lazy bool, fn Hando
 // Close stops every workload and waits for them.
 func (s *Supervisor) Close() error {
 	s.mu.Lock()
+	if !s.closed {
+		close(s.quit)
+	}
 	s.closed = true
 	for id, u := range s.units {
 		u.stop()

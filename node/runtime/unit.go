@@ -98,7 +98,12 @@ func newUnit(s *Supervisor, d Desired, ck Checkpointer) *unit {
 func (u *unit) workload() Workload {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return Workload{Spec: u.spec, Epoch: u.epoch, Dir: filepath.Join(u.s.cfg.DataDir, "workloads", u.spec.ID), Env: u.s.cfg.Env}
+	return u.s.workload(u.spec, u.epoch)
+}
+
+// workload is what a checkpointer needs to run spec under epoch.
+func (s *Supervisor) workload(spec fsm.WorkloadSpec, epoch uint64) Workload {
+	return Workload{Spec: spec, Epoch: epoch, Dir: filepath.Join(s.cfg.DataDir, "workloads", spec.ID), Env: s.cfg.Env}
 }
 
 func (u *unit) setEpoch(e uint64) {
@@ -302,6 +307,14 @@ func (u *unit) start(from *fsm.CheckpointRecord) (*os.Process, Result, error) {
 	w := u.workload()
 	res := Result{Workload: w.Spec.ID, Epoch: w.Epoch}
 	begin := time.Now()
+	if proc, ok := u.resumePrestart(from); ok {
+		res.Seq, res.Digest, res.Bytes = from.Seq, from.Digest, from.Bytes
+		res.PID, res.Took = proc.Pid, time.Since(begin)
+		return proc, res, nil
+	}
+	if err := u.ctx.Err(); err != nil {
+		return nil, res, err
+	}
 	dir := ""
 	if from != nil {
 		c, err := u.s.store.Get(w.Spec.ID, from.Seq)
@@ -339,6 +352,27 @@ func (u *unit) start(from *fsm.CheckpointRecord) (*os.Process, Result, error) {
 	return proc, res, nil
 }
 
+// resumePrestart resumes the process restored from `from` ahead of the
+// grant (Supervisor.PrestartLazy), if there is one; any other prestart of
+// the workload is gone when it returns.
+func (u *unit) resumePrestart(from *fsm.CheckpointRecord) (*os.Process, bool) {
+	p, err := u.s.claimPrestart(u.ctx, u.spec.ID, from)
+	if err != nil {
+		return nil, false
+	}
+	if err := resume(p.proc); err != nil {
+		u.s.log.Warn("resuming the lazy restore prepared before the grant failed; restoring again", "workload", u.spec.ID, "err", err)
+		_ = syscall.Kill(-p.proc.Pid, syscall.SIGKILL)
+		_ = p.proc.Kill()
+		_, _ = p.proc.Wait()
+		p.lazy.Close()
+		return nil, false
+	}
+	u.s.log.Info("resumed the lazy restore prepared before the grant", "workload", u.spec.ID, "seq", from.Seq, "pid", p.proc.Pid)
+	u.lazy = p.lazy
+	return p.proc, true
+}
+
 // lazyPending reports whether the process's memory is still arriving
 // from its old holder.
 func (u *unit) lazyPending() bool {
@@ -363,7 +397,7 @@ func (u *unit) startLazy(ctx context.Context, w Workload, dir string, from fsm.C
 	pages := func(ctx context.Context) (io.ReadWriteCloser, error) {
 		return u.s.cluster.Pages(ctx, from.LazyFrom, w.Spec.ID, from.Seq)
 	}
-	proc, lazy, err := lz.StartLazy(ctx, w, dir, pages)
+	proc, lazy, err := lz.StartLazy(ctx, w, dir, pages, false)
 	res.Took = time.Since(begin)
 	if err != nil {
 		return nil, res, err
@@ -544,7 +578,7 @@ func (u *unit) checkpoint(proc *os.Process) (Result, error) {
 // seal seals a staged checkpoint and commits it through the cluster; a
 // checkpoint the cluster refuses is removed again.
 func (u *unit) seal(ctx context.Context, st *transfer.Staging, w Workload) (*transfer.Checkpoint, error) {
-	c, err := u.sealLocal(st, w)
+	c, err := u.sealLocal(st, w, false)
 	if err != nil {
 		return nil, err
 	}
@@ -555,10 +589,11 @@ func (u *unit) seal(ctx context.Context, st *transfer.Staging, w Workload) (*tra
 	return c, nil
 }
 
-// sealLocal seals a staged checkpoint under the workload's next seq.
-func (u *unit) sealLocal(st *transfer.Staging, w Workload) (*transfer.Checkpoint, error) {
+// sealLocal seals a staged checkpoint under the workload's next seq; a
+// volatile one without fsync (transfer.Manifest.Volatile).
+func (u *unit) sealLocal(st *transfer.Staging, w Workload, volatile bool) (*transfer.Checkpoint, error) {
 	info := transfer.Info{Workload: w.Spec.ID, Epoch: w.Epoch, Seq: u.s.cluster.NextSeq(w.Spec.ID),
-		Mode: w.Spec.Checkpoint.Mode, CreatedAt: time.Now()}
+		Mode: w.Spec.Checkpoint.Mode, CreatedAt: time.Now(), Volatile: volatile}
 	c, err := u.s.store.Seal(st, info)
 	if err != nil {
 		_ = st.Abort()
@@ -601,7 +636,7 @@ func (u *unit) handoff(r request, proc *os.Process, waitCh chan error) (outcome,
 		}
 		res.Freeze = stats.Freeze
 		u.terminate(proc, waitCh) // gone already after a stopping dump; makes sure
-		if c, err = u.sealLocal(st, w); err != nil {
+		if c, err = u.sealLocal(st, w, false); err != nil {
 			r.reply <- reply{res, err}
 			return outcome{again: true, from: u.latest()}, true
 		}
@@ -654,7 +689,8 @@ func (u *unit) handoffLazy(r request, proc *os.Process, waitCh chan error, lz La
 		}
 	}
 	res.Freeze = dump.Ready
-	c, err := u.sealLocal(st, w)
+	// Volatile: after a crash of either side its memory is gone anyway.
+	c, err := u.sealLocal(st, w, true)
 	if err != nil {
 		dump.Abort()
 		r.reply <- reply{res, err}
