@@ -95,23 +95,71 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 	if wu := g.warmup(id, epoch); wu != nil {
-		select {
-		case wu.slots <- struct{}{}:
-			defer func() { <-wu.slots }()
-		case <-time.After(time.Until(wu.until)): // warm by now
-		case <-r.Context().Done():
+		passed, err := wu.acquire(r.Context())
+		if err != nil {
 			return
+		}
+		if passed {
+			defer wu.release()
 		}
 	}
 	r.Header.Set(hdrUpstream, upstream)
 	g.proxy.ServeHTTP(w, r)
 }
 
-// warmup is a service's slow start under one epoch (Config.SlowStart).
+// warmup is a service's slow start under one epoch (Config.SlowStart):
+// one request at a time at first, one more at once with each answer, up
+// to most. A freshly restored process faults in its memory (lazy pages:
+// each page from the old holder); a request alone needs fewer pages
+// before it answers than a crowd does.
 type warmup struct {
 	epoch uint64
 	until time.Time
-	slots chan struct{} // one per request passed on at once
+	most  int
+
+	mu       sync.Mutex // guards the counts and changed
+	inflight int
+	answered int
+	changed  chan struct{} // closed and replaced when a request ends
+}
+
+func newWarmup(epoch uint64, until time.Time, most int) *warmup {
+	return &warmup{epoch: epoch, until: until, most: most, changed: make(chan struct{})}
+}
+
+// acquire waits for a place: passed is false when the slow start ended
+// meanwhile (no release then); err when ctx ended first.
+func (wu *warmup) acquire(ctx context.Context) (passed bool, err error) {
+	for {
+		wu.mu.Lock()
+		if !time.Now().Before(wu.until) {
+			wu.mu.Unlock()
+			return false, nil
+		}
+		if wu.inflight < min(wu.most, 1+wu.answered) {
+			wu.inflight++
+			wu.mu.Unlock()
+			return true, nil
+		}
+		changed := wu.changed
+		wu.mu.Unlock()
+		select {
+		case <-changed:
+		case <-time.After(time.Until(wu.until)): // warm by now
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
+}
+
+// release ends a request acquire passed.
+func (wu *warmup) release() {
+	wu.mu.Lock()
+	defer wu.mu.Unlock()
+	wu.inflight--
+	wu.answered++
+	close(wu.changed)
+	wu.changed = make(chan struct{})
 }
 
 // warmup is the slow start of id under epoch while it lasts, or nil.
@@ -186,7 +234,7 @@ func (g *gate) healthCheck(ctx context.Context, id string, epoch uint64, upstrea
 			g.mu.Lock()
 			g.healthy[id] = epoch
 			if wu := g.warming[id]; g.cfg.SlowStart > 0 && (wu == nil || wu.epoch != epoch) {
-				g.warming[id] = &warmup{epoch: epoch, until: time.Now().Add(g.cfg.SlowStart), slots: make(chan struct{}, g.cfg.SlowStartConns)}
+				g.warming[id] = newWarmup(epoch, time.Now().Add(g.cfg.SlowStart), g.cfg.SlowStartConns)
 			}
 			g.mu.Unlock()
 			return nil

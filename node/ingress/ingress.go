@@ -81,10 +81,11 @@ type Config struct {
 	// DialTimeout bounds a connection to a gate or a service.
 	DialTimeout time.Duration
 	// SlowStart is how long after a service first answers under an epoch
-	// (a start, or the restore after a move) the gate passes it at most
-	// SlowStartConns requests at once: the requests held across a move
+	// (a start, or the restore after a move) the gate holds back the
+	// requests passed to it at once: one at first, one more with each
+	// answer, at most SlowStartConns. The requests held across a move
 	// all arrive at once, and a freshly restored process, whose memory
-	// may still be arriving (lazy pages), serves a few faster than a
+	// may still be arriving (lazy pages), answers one sooner than a
 	// crowd. Zero turns it off.
 	SlowStart      time.Duration
 	SlowStartConns int

@@ -282,10 +282,15 @@ func TestGateHoldsWhileTheServiceStarts(t *testing.T) {
 }
 
 // For SlowStart after the service first answers under an epoch, the gate
-// passes it at most SlowStartConns requests at once; afterwards, all.
+// passes it one request until it answers, then one more at once with each
+// answer, at most SlowStartConns; afterwards, all.
 func TestGateSlowStart(t *testing.T) {
-	var cur, most atomic.Int32
+	var cur, most, beforeFirst, answered atomic.Int32
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if answered.Load() == 0 {
+			beforeFirst.Add(1)
+		}
+		defer answered.Add(1)
 		n := cur.Add(1)
 		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
 		}
@@ -311,6 +316,9 @@ func TestGateSlowStart(t *testing.T) {
 	burst(6)
 	if m := most.Load(); m != 2 {
 		t.Fatalf("during the slow start the service had %d requests at once, want 2", m)
+	}
+	if n := beforeFirst.Load(); n != 1 {
+		t.Fatalf("%d requests reached the service before its first answer, want 1: it starts with one", n)
 	}
 	time.Sleep(400 * time.Millisecond)
 	most.Store(0)
