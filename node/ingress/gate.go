@@ -24,6 +24,7 @@ type gate struct {
 	closed   map[string]uint64 // service -> highest epoch closed
 	inflight map[string]int
 	healthy  map[string]uint64 // service -> epoch whose service answered
+	checking map[string]*check // service -> its health check under way
 	warming  map[string]*warmup
 	idle     *sync.Cond // signalled when an inflight count drops
 
@@ -32,6 +33,7 @@ type gate struct {
 
 func newGate(cfg Config) *gate {
 	g := &gate{cfg: cfg, closed: map[string]uint64{}, inflight: map[string]int{}, healthy: map[string]uint64{},
+		checking: map[string]*check{},
 		warming: map[string]*warmup{}}
 	g.idle = sync.NewCond(&g.mu)
 	d := &net.Dialer{Timeout: cfg.DialTimeout}
@@ -218,15 +220,52 @@ func (g *gate) admit(ctx context.Context, id string, epoch uint64) (string, func
 	}, nil
 }
 
+// check is one health check of a service under an epoch, which the
+// requests that arrive meanwhile wait for rather than dial themselves: a
+// process restored a moment ago would otherwise accept a crowd of
+// connections (each a goroutine, each faulting in memory) before its
+// first request.
+type check struct {
+	epoch uint64
+	done  chan struct{} // closed when the service answered, or the check gave up
+}
+
 // healthCheck waits, the first time for an epoch, until the service
-// accepts a connection (a restored process may not listen yet).
+// accepts a connection (a restored process may not listen yet). One
+// request dials; the others wait for it.
 func (g *gate) healthCheck(ctx context.Context, id string, epoch uint64, upstream string) error {
-	g.mu.Lock()
-	ok := g.healthy[id] == epoch
-	g.mu.Unlock()
-	if ok {
-		return nil
+	for {
+		g.mu.Lock()
+		if g.healthy[id] == epoch {
+			g.mu.Unlock()
+			return nil
+		}
+		c := g.checking[id]
+		if c == nil || c.epoch != epoch {
+			c = &check{epoch: epoch, done: make(chan struct{})}
+			g.checking[id] = c
+			g.mu.Unlock()
+			err := g.dialUntilUp(ctx, id, epoch, upstream)
+			g.mu.Lock()
+			if g.checking[id] == c {
+				delete(g.checking, id)
+			}
+			g.mu.Unlock()
+			close(c.done)
+			return err
+		}
+		g.mu.Unlock()
+		select {
+		case <-c.done: // up, or that request's budget ran out: look again
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %s does not answer yet: %v", errMoving, upstream, ctx.Err())
+		}
 	}
+}
+
+// dialUntilUp dials the service until it accepts a connection, then
+// records it healthy under epoch (and starts its slow start).
+func (g *gate) dialUntilUp(ctx context.Context, id string, epoch uint64, upstream string) error {
 	for {
 		c, err := (&net.Dialer{Timeout: g.cfg.DialTimeout}).DialContext(ctx, "tcp", upstream)
 		if err == nil {

@@ -328,6 +328,43 @@ func TestGateSlowStart(t *testing.T) {
 	}
 }
 
+// TestGateChecksHealthOnce: a crowd of requests reaching a service that
+// just started under an epoch dials it once between them (one health
+// check), not once each: a freshly restored process would otherwise
+// accept a crowd of connections before its first request.
+func TestGateChecksHealthOnce(t *testing.T) {
+	var conns, beforeFirst atomic.Int32
+	var served atomic.Bool
+	svc := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !served.Swap(true) {
+			beforeFirst.Store(conns.Load())
+		}
+		fmt.Fprint(w, "ok")
+	}))
+	svc.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	svc.Start()
+	defer svc.Close()
+	r := newRig(t, nil, func(r *rig) Route { return r.route(1, true, hostOf(svc)) })
+	r.ups.set(1, hostOf(svc))
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			if code, body, _ := get(t, http.DefaultClient, r.url()); code != http.StatusOK {
+				t.Errorf("%d %q", code, body)
+			}
+		})
+	}
+	wg.Wait()
+	// The health check's connection and the first request's own.
+	if n := beforeFirst.Load(); n > 2 {
+		t.Fatalf("the service accepted %d connections before its first request, want at most 2: one health check", n)
+	}
+}
+
 func TestOverCapacityAnswers503WithRetryAfter(t *testing.T) {
 	r := newRig(t, func(c *Config) { c.MaxHeld = 2 }, func(r *rig) Route {
 		rt := r.route(1, false, "")
