@@ -164,10 +164,17 @@ func (rs *recvSession) run(ctrl stream) error {
 	return nil
 }
 
+// localLookupBytes: a checkpoint smaller than this is received whole
+// rather than looked up in the store's earlier checkpoints (reading their
+// manifests and copying the chunks found costs more than its bytes on the
+// wire; a lazy final checkpoint is about 80 KiB).
+const localLookupBytes = 1 << 20
+
 // prepare creates or takes over the staging directory and fills what it
 // can without the network: chunks an interrupted attempt wrote, chunks
 // that are all zeros, chunks of the store's earlier checkpoints of the
-// workload. It returns the NEED for the rest.
+// workload (for one of at least localLookupBytes). It returns the NEED
+// for the rest.
 func (rs *recvSession) prepare() (need, error) {
 	nd := need{id: rs.id, chunks: uint32(len(rs.st.locs))}
 	resumed, err := rs.st.create()
@@ -183,15 +190,17 @@ func (rs *recvSession) prepare() (need, error) {
 		nd.resumed = uint32(n)
 	}
 	nd.local = uint32(rs.st.markZeros(have))
-	refs, err := rs.srv.cfg.Store.Chunks(rs.st.m.Workload)
-	if err != nil {
-		rs.srv.log.Warn("cannot index earlier checkpoints; receiving every chunk", "checkpoint", rs.name, "err", err)
+	if rs.st.m.Bytes() >= localLookupBytes {
+		refs, err := rs.srv.cfg.Store.Chunks(rs.st.m.Workload)
+		if err != nil {
+			rs.srv.log.Warn("cannot index earlier checkpoints; receiving every chunk", "checkpoint", rs.name, "err", err)
+		}
+		n, err := rs.st.copyLocal(refs, have)
+		if err != nil {
+			return nd, err
+		}
+		nd.local += uint32(n)
 	}
-	n, err := rs.st.copyLocal(refs, have)
-	if err != nil {
-		return nd, err
-	}
-	nd.local += uint32(n)
 	rs.pending = make([]bool, len(have))
 	rs.dups = make(map[uint32][]uint32)
 	first := make(map[string]uint32)

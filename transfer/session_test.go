@@ -458,3 +458,27 @@ func TestSendVolatile(t *testing.T) {
 	}
 	must(t, dst.Verify(got, ck.Digest))
 }
+
+// TestSendSmallWhole: a checkpoint under localLookupBytes travels whole
+// even when the receiver holds most of its chunks in an earlier one:
+// looking them up costs more than sending them.
+func TestSendSmallWhole(t *testing.T) {
+	p := newTestPKI(t)
+	src, dst := openStore(t, 0), openStore(t, 0)
+	files := map[string][]byte{"core.img": randomBytes(DefaultChunkSize, 1), "mm.img": randomBytes(5000, 2)}
+	srv := startServer(t, p, dst, nil)
+	cl := newTestClient(t, p, nil, nil)
+	if _, err := cl.Send(background(t), srv.Addr().String(), "receiver", sealFiles(t, src, "counter", 1, files)); err != nil {
+		t.Fatal(err)
+	}
+	files["mm.img"] = randomBytes(5000, 3)
+	ck := sealFiles(t, src, "counter", 2, files)
+	stats, err := cl.Send(background(t), srv.Addr().String(), "receiver", ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameCheckpoint(t, dst, ck)
+	if n := len(chunkSet(ck.Manifest)); stats.ChunksSent != n {
+		t.Fatalf("sent %d of %d chunks: a small checkpoint goes whole", stats.ChunksSent, n)
+	}
+}
