@@ -199,19 +199,28 @@ func (c *CRIU) StartLazy(ctx context.Context, w Workload, from string, pages Pag
 	args := append([]string{"lazy-pages", "--page-server", "--address", "127.0.0.1", "--port", strconv.Itoa(port), "-D", from},
 		c.cliOpts(dl)...)
 	begin := time.Now()
-	// go-criu's `criu swrk` starts first, from this thread (its network
-	// namespace), and loads while the daemon starts.
-	cr := c.client()
-	if err := cr.Prepare(); err != nil {
-		r.closeRelay()
-		r.relay.Wait()
-		return nil, nil, fmt.Errorf("%w: workload %s: starting criu swrk: %w", ErrRestore, w.Spec.ID, err)
-	}
-	defer cr.Cleanup()
-	if err := c.runWithStatus(ctx, args, &r.criuProc); err != nil {
+	ready, err := c.startWithStatus(args, &r.criuProc)
+	if err != nil {
 		r.closeRelay()
 		r.relay.Wait()
 		return nil, nil, criuError(ErrRestore, w, "starting the lazy-pages daemon", err, dl)
+	}
+	// go-criu's `criu swrk` starts from this thread too (its network
+	// namespace) and loads while the daemon does.
+	cr := c.client()
+	err = cr.Prepare()
+	if err == nil {
+		defer cr.Cleanup()
+		err = ready(ctx)
+		if err != nil {
+			err = criuError(ErrRestore, w, "starting the lazy-pages daemon", err, dl)
+		}
+	} else {
+		err = fmt.Errorf("%w: workload %s: starting criu swrk: %w", ErrRestore, w.Spec.ID, err)
+	}
+	if err != nil {
+		r.Close()
+		return nil, nil, err
 	}
 	images, err := os.Open(from)
 	if err != nil {
@@ -289,16 +298,26 @@ func (c *CRIU) cliOpts(log *criuOpLog) []string {
 // cannot start or exits before it is ready (or ctx ends first: criu is
 // killed then).
 func (c *CRIU) runWithStatus(ctx context.Context, args []string, p *criuProc) error {
-	rd, wr, err := os.Pipe()
+	ready, err := c.startWithStatus(args, p)
 	if err != nil {
 		return err
+	}
+	return ready(ctx)
+}
+
+// startWithStatus is runWithStatus in two steps: it starts criu and
+// returns the wait for its status byte, to call once.
+func (c *CRIU) startWithStatus(args []string, p *criuProc) (ready func(context.Context) error, err error) {
+	rd, wr, err := os.Pipe()
+	if err != nil {
+		return nil, err
 	}
 	cmd := exec.Command(c.cfg.Path, args...)
 	cmd.ExtraFiles = []*os.File{wr}
 	if err := cmd.Start(); err != nil {
 		rd.Close()
 		wr.Close()
-		return err
+		return nil, err
 	}
 	wr.Close()
 	p.cmd, p.done = cmd, make(chan struct{})
@@ -313,20 +332,22 @@ func (c *CRIU) runWithStatus(ctx context.Context, args []string, p *criuProc) er
 		_, err := rd.Read(b[:])
 		status <- err
 	}()
-	select {
-	case err := <-status:
-		if err == nil {
-			return nil
+	return func(ctx context.Context) error {
+		select {
+		case err := <-status:
+			if err == nil {
+				return nil
+			}
+			if err := p.Err(); err != nil {
+				return err
+			}
+			return errors.New("criu exited before it was ready")
+		case <-ctx.Done():
+			p.kill()
+			<-status
+			return ctx.Err()
 		}
-		if err := p.Err(); err != nil {
-			return err
-		}
-		return errors.New("criu exited before it was ready")
-	case <-ctx.Done():
-		p.kill()
-		<-status
-		return ctx.Err()
-	}
+	}, nil
 }
 
 // freeLoopbackPort is a TCP port free on 127.0.0.1 a moment ago (CRIU's
