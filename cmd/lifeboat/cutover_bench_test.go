@@ -104,9 +104,9 @@ type cutoverRun struct {
 	load *load.Result
 	move time.Duration // the migrate call, from asking to its answer
 	// cutover is the longest gap between answers that overlaps the move
-	// (load.Result.Stall is the longest of the whole run: after a lazy
-	// move, the new holder's first complete checkpoint freezes the
-	// service once more, when the memory has all arrived).
+	// (load.Result.Stall is the longest of the whole run, which also
+	// counts what follows the move, such as a lazy move's memory still
+	// arriving).
 	cutover time.Duration
 }
 
