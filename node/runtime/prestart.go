@@ -19,12 +19,8 @@ import (
 // fetches memory meanwhile, so the resumed process faults less. The
 // process never runs before the grant: resuming it is the unit's first
 // act under the new epoch. A prestart that no grant claims is killed
-// (prestartTTL), as is one that a start from any other checkpoint finds.
-
-// prestartTTL bounds how long a restore prepared ahead of its grant waits
-// for it: a move that has not granted the workload here by then failed
-// or went elsewhere.
-const prestartTTL = 30 * time.Second
+// (Config.PrestartTTL), as is one that a start from any other checkpoint
+// finds.
 
 // prestart is one lazy restore prepared ahead of its grant.
 type prestart struct {
@@ -84,7 +80,7 @@ func (s *Supervisor) runPrestart(lz LazyCheckpointer, spec fsm.WorkloadSpec, p *
 		s.forgetPrestart(spec.ID, p)
 		return
 	}
-	t := time.NewTimer(prestartTTL)
+	t := time.NewTimer(s.cfg.PrestartTTL)
 	defer t.Stop()
 	select {
 	case <-p.claimed:

@@ -46,6 +46,10 @@ type Config struct {
 	RestartMin, RestartMax time.Duration
 	// StopTimeout is how long a stopped workload gets after SIGTERM.
 	StopTimeout time.Duration
+	// PrestartTTL is how long a lazy restore prepared ahead of its grant
+	// (PrestartLazy) waits for it: a move that has not granted the
+	// workload here by then failed or went elsewhere.
+	PrestartTTL time.Duration
 	// Env is added to every workload's environment (LIFEBOAT_API: the
 	// local peer's admin API, for the fenced results log).
 	Env    []string
@@ -54,7 +58,8 @@ type Config struct {
 
 // DefaultConfig returns production settings for dataDir.
 func DefaultConfig(dataDir string) Config {
-	return Config{DataDir: dataDir, Keep: 2, RestartMin: 200 * time.Millisecond, RestartMax: 30 * time.Second, StopTimeout: 10 * time.Second}
+	return Config{DataDir: dataDir, Keep: 2, RestartMin: 200 * time.Millisecond, RestartMax: 30 * time.Second, StopTimeout: 10 * time.Second,
+		PrestartTTL: 30 * time.Second}
 }
 
 // Validate names the first bad setting.
@@ -68,6 +73,8 @@ func (c Config) Validate() error {
 		return errors.New("runtime: need 0 < RestartMin ≤ RestartMax")
 	case c.StopTimeout <= 0:
 		return errors.New("runtime: StopTimeout must be > 0")
+	case c.PrestartTTL <= 0:
+		return errors.New("runtime: PrestartTTL must be > 0")
 	}
 	return nil
 }
