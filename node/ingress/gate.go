@@ -34,7 +34,7 @@ type gate struct {
 func newGate(cfg Config) *gate {
 	g := &gate{cfg: cfg, closed: map[string]uint64{}, inflight: map[string]int{}, healthy: map[string]uint64{},
 		checking: map[string]*check{},
-		warming: map[string]*warmup{}}
+		warming:  map[string]*warmup{}}
 	g.idle = sync.NewCond(&g.mu)
 	d := &net.Dialer{Timeout: cfg.DialTimeout}
 	g.proxy = &httputil.ReverseProxy{
