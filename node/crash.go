@@ -13,7 +13,7 @@ import (
 // removed and the agent SIGKILLs itself there — a crash at exactly the
 // worst moment, which random kills rarely hit.
 const (
-	crashPrepared  = "prepared"  // Prepare applied, nothing shipped
+	crashPrepared  = "prepared"  // Prepare applied, nothing shipped (a lazy move's images may be on their way)
 	crashShipped   = "shipped"   // standbys verified their copies, no Commit
 	crashCommitted = "committed" // Commit applied
 	crashGranted   = "granted"   // a handoff's grant applied, the target not yet running

@@ -124,7 +124,8 @@ func (n *Node) commitCheckpoint(ctx context.Context, id string, epoch uint64, ck
 }
 
 // commitLazy commits a lazy final checkpoint for its new holder to alone:
-// it holds no memory, so it is no copy for the standbys to keep.
+// it holds no memory, so it is no copy for the standbys to keep. It is
+// shipped while Raft prepares it.
 func (n *Node) commitLazy(ctx context.Context, id string, epoch uint64, ck *transfer.Checkpoint, to string) error {
 	return n.commitTo(ctx, id, epoch, ck, true, []string{to})
 }
@@ -133,22 +134,45 @@ func (n *Node) commitLazy(ctx context.Context, id string, epoch uint64, ck *tran
 func (n *Node) commitTo(ctx context.Context, id string, epoch uint64, ck *transfer.Checkpoint, lazy bool, must []string) error {
 	m := ck.Manifest
 	prep := fsm.CheckpointPrepare{Workload: id, Epoch: epoch, Seq: m.Seq, Digest: ck.Digest, Bytes: m.Bytes(), At: n.now()}
+	targets := must
+	if w, ok := n.view().Workload(id); ok && !lazy {
+		targets = append(slices.Clone(must), w.Assignment.Standbys...)
+	}
+	targets = slices.DeleteFunc(slices.Compact(sortedCopy(targets)), func(s string) bool { return s == n.cfg.Name })
+	var early chan shipResult
+	shipCtx, cancelShip := context.WithCancel(ctx)
+	defer cancelShip()
 	if lazy {
+		// A lazy move's images go to the target while Raft prepares
+		// them, on the move's critical path: the target takes the offer
+		// only once its replica shows the Prepare (acceptOffer), and the
+		// dial overlaps the Prepare's commit.
 		prep.LazyFrom = n.cfg.Name
+		early = make(chan shipResult, 1)
+		go func() {
+			acked, errs := n.shipAll(shipCtx, targets, ck)
+			early <- shipResult{acked, errs}
+		}()
 	}
 	if _, _, err := n.apply(ctx, prep); err != nil {
+		if early != nil {
+			cancelShip()
+			<-early
+		}
 		return fmt.Errorf("prepare checkpoint #%d: %w", m.Seq, err)
 	}
 	n.mu.Lock()
 	n.prepared[id] = max(n.prepared[id], m.Seq)
 	n.mu.Unlock()
 	n.crashPoint(crashPrepared)
-	targets := must
-	if w, ok := n.view().Workload(id); ok && !lazy {
-		targets = append(slices.Clone(must), w.Assignment.Standbys...)
+	var acked []string
+	var errs []error
+	if early != nil {
+		r := <-early
+		acked, errs = r.acked, r.errs
+	} else {
+		acked, errs = n.shipAll(ctx, targets, ck)
 	}
-	targets = slices.DeleteFunc(slices.Compact(sortedCopy(targets)), func(s string) bool { return s == n.cfg.Name })
-	acked, errs := n.shipAll(ctx, targets, ck)
 	missing := slices.DeleteFunc(slices.Clone(must), func(s string) bool { return slices.Contains(acked, s) })
 	var fail error
 	switch {
@@ -178,6 +202,12 @@ func (n *Node) commitTo(ctx context.Context, id string, epoch uint64, ck *transf
 	n.crashPoint(crashCommitted)
 	n.metrics.checkpointBytes.Add(float64(m.Bytes()))
 	return nil
+}
+
+// shipResult is what shipAll returns.
+type shipResult struct {
+	acked []string
+	errs  []error
 }
 
 func sortedCopy(s []string) []string {
