@@ -15,10 +15,10 @@ import (
 // A lazy move's target restores the lazy checkpoint as soon as it has
 // received it, before it is granted the workload, and leaves the process
 // stopped: at the grant it only resumes it. The restore (verify, the
-// lazy-pages daemon, CRIU) leaves the move's critical path, and the daemon
-// fetches memory meanwhile, so the resumed process faults less. The
-// process never runs before the grant: resuming it is the unit's first
-// act under the new epoch. A prestart that no grant claims is killed
+// lazy-pages daemon, CRIU) overlaps the commit and the grant instead of
+// following them, and whatever memory the daemon fetches before the grant
+// the resumed process need not fault in. The process never runs before
+// the grant: resuming it is the unit's first act under the new epoch. A prestart that no grant claims is killed
 // (Config.PrestartTTL), as is one that a start from any other checkpoint
 // finds.
 
