@@ -115,8 +115,10 @@ type LazyRestore struct {
 	relay sync.WaitGroup // the relay's goroutines
 	ln    net.Listener
 	log   string
+	runs  []lazyRun  // what the relay may prefetch (pagerelay.go); nil: it only copies
+	stats RelayStats // set when the relay has ended
 
-	mu   sync.Mutex // guards conn
+	mu   sync.Mutex // guards conn and stats
 	conn io.Closer  // the relay to the old holder, once open
 }
 
@@ -125,6 +127,13 @@ func (r *LazyRestore) Close() {
 	r.kill()
 	r.closeRelay()
 	r.relay.Wait()
+}
+
+// Relayed is what the page relay did, once it has ended (Close).
+func (r *LazyRestore) Relayed() RelayStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stats
 }
 
 func (r *LazyRestore) closeRelay() {
@@ -190,6 +199,10 @@ func (c *CRIU) StartLazy(ctx context.Context, w Workload, from string, pages Pag
 		return nil, nil, fmt.Errorf("%w: workload %s: the page relay's port: %w", ErrRestore, w.Spec.ID, err)
 	}
 	r := &LazyRestore{ln: ln, log: oplog.Path()}
+	if r.runs, err = lazyRuns(from); err != nil {
+		ln.Close()
+		return nil, nil, fmt.Errorf("%w: workload %s: checkpoint %s: %w", ErrRestore, w.Spec.ID, from, err)
+	}
 	r.relay.Add(1)
 	go r.serveRelay(ctx, pages)
 	port := ln.Addr().(*net.TCPAddr).Port
@@ -262,7 +275,14 @@ func (r *LazyRestore) serveRelay(ctx context.Context, pages PageDialer) {
 	r.mu.Lock()
 	r.conn = remote
 	r.mu.Unlock()
-	splice(local, remote)
+	if r.runs == nil {
+		splice(local, remote)
+		return
+	}
+	st := relayPages(local, remote, r.runs)
+	r.mu.Lock()
+	r.stats = st
+	r.mu.Unlock()
 }
 
 // splice copies both ways between a and b until either direction ends,

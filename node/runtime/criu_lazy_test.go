@@ -116,6 +116,15 @@ func lazyMove(t *testing.T, stopped bool) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the lazy dump did not end after its memory was fetched")
 	}
+	lazy.Close()
+	st := lazy.Relayed()
+	t.Logf("page relay: %+v", st)
+	// Running at once, the process faults page by page, and the relay
+	// prefetches around the faults; left stopped, the daemon fetches in
+	// large runs, which the relay passes on as they are.
+	if !stopped && (st.Widened == 0 || st.Answered == 0) {
+		t.Fatalf("the page relay widened %d asks and answered %d from what it prefetched, want some of each", st.Widened, st.Answered)
+	}
 	first.wait(t)
 }
 

@@ -442,6 +442,9 @@ func (u *unit) serve(proc *os.Process) outcome {
 		lazyDone = u.lazy.Done()
 		defer func() {
 			u.lazy.Close()
+			st := u.lazy.Relayed()
+			u.s.log.Info("the lazy restore's page relay", "workload", u.spec.ID, "asks", st.Asks,
+				"answered_from_prefetch", st.Answered, "widened", st.Widened)
 			u.lazy = nil
 		}()
 	}
