@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -226,6 +227,16 @@ func TestLazyMigrateBetweenHostsInNamespaces(t *testing.T) {
 	}
 	if n := countProcs(t, counter); n != 1 {
 		t.Fatalf("%d counter processes run after the lazy move, want 1: the old holder's frozen one must end", n)
+	}
+	// The target restored on receipt and only resumed at the grant.
+	for _, a := range agents {
+		if a.Name != to {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(a.dir, "agent.log"))
+		if err != nil || !strings.Contains(string(b), "resumed the lazy restore prepared before the grant") {
+			t.Fatalf("%s did not resume a restore prepared before the grant (%v): it restored after it", to, err)
+		}
 	}
 }
 

@@ -97,6 +97,11 @@ func (s *Supervisor) runPrestart(lz LazyCheckpointer, spec fsm.WorkloadSpec, p *
 		}
 	}
 	s.log.Info("killing a lazy restore that no grant claimed", "workload", spec.ID, "seq", p.rec.Seq)
+	p.kill()
+}
+
+// kill ends a restored process that must not run and its daemon and relay.
+func (p *prestart) kill() {
 	_ = syscall.Kill(-p.proc.Pid, syscall.SIGKILL)
 	_ = p.proc.Kill()
 	_, _ = p.proc.Wait()
@@ -115,10 +120,15 @@ func (s *Supervisor) restoreStopped(lz LazyCheckpointer, spec fsm.WorkloadSpec, 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), checkpointTimeout)
 	defer cancel()
-	pages := func(ctx context.Context) (io.ReadWriteCloser, error) {
-		return s.cluster.Pages(ctx, rec.LazyFrom, spec.ID, rec.Seq)
+	return lz.StartLazy(ctx, s.workload(spec, 0), c.FilesDir(), s.pagesOf(spec.ID, rec), true)
+}
+
+// pagesOf dials the page server of lazy checkpoint rec of workload id
+// through the cluster.
+func (s *Supervisor) pagesOf(id string, rec fsm.CheckpointRecord) PageDialer {
+	return func(ctx context.Context) (io.ReadWriteCloser, error) {
+		return s.cluster.Pages(ctx, rec.LazyFrom, id, rec.Seq)
 	}
-	return lz.StartLazy(ctx, s.workload(spec, 0), c.FilesDir(), pages, true)
 }
 
 // forgetPrestart removes p from the prestarts; false when it was no

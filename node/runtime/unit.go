@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -362,10 +361,7 @@ func (u *unit) resumePrestart(from *fsm.CheckpointRecord) (*os.Process, bool) {
 	}
 	if err := resume(p.proc); err != nil {
 		u.s.log.Warn("resuming the lazy restore prepared before the grant failed; restoring again", "workload", u.spec.ID, "err", err)
-		_ = syscall.Kill(-p.proc.Pid, syscall.SIGKILL)
-		_ = p.proc.Kill()
-		_, _ = p.proc.Wait()
-		p.lazy.Close()
+		p.kill()
 		return nil, false
 	}
 	u.s.log.Info("resumed the lazy restore prepared before the grant", "workload", u.spec.ID, "seq", from.Seq, "pid", p.proc.Pid)
@@ -394,10 +390,7 @@ func (u *unit) startLazy(ctx context.Context, w Workload, dir string, from fsm.C
 	if !ok {
 		return nil, res, fmt.Errorf("%w: checkpoint #%d of %s is lazy and this node's %s mode cannot restore lazily", ErrRestore, from.Seq, w.Spec.ID, u.ck.Mode())
 	}
-	pages := func(ctx context.Context) (io.ReadWriteCloser, error) {
-		return u.s.cluster.Pages(ctx, from.LazyFrom, w.Spec.ID, from.Seq)
-	}
-	proc, lazy, err := lz.StartLazy(ctx, w, dir, pages, false)
+	proc, lazy, err := lz.StartLazy(ctx, w, dir, u.s.pagesOf(w.Spec.ID, from), false)
 	res.Took = time.Since(begin)
 	if err != nil {
 		return nil, res, err
