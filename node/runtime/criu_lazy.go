@@ -115,8 +115,12 @@ type LazyRestore struct {
 	relay sync.WaitGroup // the relay's goroutines
 	ln    net.Listener
 	log   string
-	runs  []lazyRun  // what the relay may prefetch (pagerelay.go); nil: it only copies
+	plan  *lazyPlan  // what the relay may fetch ahead (pagerelay.go); nil: it only copies
 	stats RelayStats // set when the relay has ended
+	work  string     // the working copy of the images (hotpages.go), if any
+	hot   int        // pages the restore took in as hot
+
+	relayUp chan *pageRelay // the relay once it has dialed (nil: it could not)
 
 	mu   sync.Mutex // guards conn and stats
 	conn io.Closer  // the relay to the old holder, once open
@@ -125,8 +129,61 @@ type LazyRestore struct {
 // Close stops the daemon and the relay and waits for them.
 func (r *LazyRestore) Close() {
 	r.kill()
+	r.abandon()
+}
+
+// abandon stops the relay, waits for it and removes the working copy of
+// the images: all of Close but the daemon, which may not have started.
+func (r *LazyRestore) abandon() {
 	r.closeRelay()
 	r.relay.Wait()
+	if r.work != "" {
+		_ = os.RemoveAll(r.work)
+	}
+}
+
+// workImages is the directory the restore reads its images from: for a
+// checkpoint the relay fetches ahead for, a working copy of from (links)
+// in the workload's CRIU log directory, into which takeHot writes; else
+// from itself, which is never written.
+func (r *LazyRestore) workImages(w Workload, from string) (string, error) {
+	plan, err := lazyRuns(from)
+	if err != nil || plan == nil {
+		return from, err
+	}
+	r.plan = plan
+	if r.work, err = os.MkdirTemp(criuLogDir(w), "lazy-images-"); err != nil {
+		return "", err
+	}
+	return r.work, linkImages(from, r.work)
+}
+
+// takeHot writes the runs the relay has fetched whole by now into the
+// working copy of the images as present (hotpages.go). A relay that has
+// not dialed yet has fetched nothing: the restore is all lazy then.
+func (r *LazyRestore) takeHot(from string) error {
+	if r.work == "" {
+		return nil
+	}
+	var rel *pageRelay
+	select {
+	case rel = <-r.relayUp:
+	default:
+	}
+	if rel == nil {
+		return nil
+	}
+	hot := rel.takeHot(hotPagesWait)
+	if len(hot) == 0 {
+		return nil
+	}
+	if err := writeHotImages(from, r.work, *r.plan, hot); err != nil {
+		return fmt.Errorf("%w: writing the hot pages into %s: %w", ErrRestore, r.work, err)
+	}
+	for _, h := range hot {
+		r.hot += int(h.pages())
+	}
+	return nil
 }
 
 // Relayed is what the page relay did, once it has ended (Close).
@@ -198,9 +255,10 @@ func (c *CRIU) StartLazy(ctx context.Context, w Workload, from string, pages Pag
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: workload %s: the page relay's port: %w", ErrRestore, w.Spec.ID, err)
 	}
-	r := &LazyRestore{ln: ln, log: oplog.Path()}
-	if r.runs, err = lazyRuns(from); err != nil {
-		ln.Close()
+	r := &LazyRestore{ln: ln, log: oplog.Path(), relayUp: make(chan *pageRelay, 1)}
+	dir, err := r.workImages(w, from)
+	if err != nil {
+		r.abandon()
 		return nil, nil, fmt.Errorf("%w: workload %s: checkpoint %s: %w", ErrRestore, w.Spec.ID, from, err)
 	}
 	r.relay.Add(1)
@@ -209,13 +267,12 @@ func (c *CRIU) StartLazy(ctx context.Context, w Workload, from string, pages Pag
 	// The daemon's own log sits beside the restore's, in the same work
 	// dir, where the restore finds the daemon's socket.
 	dl := &criuOpLog{dir: oplog.dir, name: "lazy-pages-" + oplog.name}
-	args := append([]string{"lazy-pages", "--page-server", "--address", "127.0.0.1", "--port", strconv.Itoa(port), "-D", from},
+	args := append([]string{"lazy-pages", "--page-server", "--address", "127.0.0.1", "--port", strconv.Itoa(port), "-D", dir},
 		c.cliOpts(dl)...)
 	begin := time.Now()
 	ready, err := c.startWithStatus(args, &r.criuProc)
 	if err != nil {
-		r.closeRelay()
-		r.relay.Wait()
+		r.abandon()
 		return nil, nil, criuError(ErrRestore, w, "starting the lazy-pages daemon", err, dl)
 	}
 	// go-criu's `criu swrk` starts from this thread too (its network
@@ -231,11 +288,14 @@ func (c *CRIU) StartLazy(ctx context.Context, w Workload, from string, pages Pag
 	} else {
 		err = fmt.Errorf("%w: workload %s: starting criu swrk: %w", ErrRestore, w.Spec.ID, err)
 	}
+	if err == nil {
+		err = r.takeHot(from)
+	}
 	if err != nil {
 		r.Close()
 		return nil, nil, err
 	}
-	images, err := os.Open(from)
+	images, err := os.Open(dir)
 	if err != nil {
 		r.Close()
 		return nil, nil, fmt.Errorf("%w: workload %s: %w", ErrRestore, w.Spec.ID, err)
@@ -248,7 +308,7 @@ func (c *CRIU) StartLazy(ctx context.Context, w Workload, from string, pages Pag
 		return nil, nil, criuError(ErrRestore, w, "lazy restore from "+from, err, oplog)
 	}
 	c.log.Info("criu restored lazily", "workload", w.Spec.ID, "epoch", w.Epoch, "pid", nfy.pid, "stopped", stopped,
-		"from", from, "daemon", start.Sub(begin), "took", time.Since(start), "log", oplog.Path())
+		"from", from, "hot_pages", r.hot, "daemon", start.Sub(begin), "took", time.Since(start), "log", oplog.Path())
 	proc, err := os.FindProcess(nfy.pid)
 	if err != nil {
 		nfy.killRestored()
@@ -259,27 +319,42 @@ func (c *CRIU) StartLazy(ctx context.Context, w Workload, from string, pages Pag
 }
 
 // serveRelay connects the lazy-pages daemon's one connection to the old
-// holder's page server through pages, until either side ends.
+// holder's page server through pages, until either side ends. It dials
+// the page server first, while the daemon starts and the restore runs,
+// and fetches ahead from then on.
 func (r *LazyRestore) serveRelay(ctx context.Context, pages PageDialer) {
 	defer r.relay.Done()
-	local, err := r.ln.Accept()
-	_ = r.ln.Close()
-	if err != nil {
-		return
-	}
+	defer r.ln.Close()
 	remote, err := pages(context.WithoutCancel(ctx))
 	if err != nil {
-		_ = local.Close()
+		r.relayUp <- nil
+		if local, err := r.ln.Accept(); err == nil {
+			_ = local.Close()
+		}
 		return
 	}
 	r.mu.Lock()
 	r.conn = remote
 	r.mu.Unlock()
-	if r.runs == nil {
+	var rel *pageRelay
+	if r.plan != nil {
+		rel = startRelay(remote, *r.plan)
+	}
+	r.relayUp <- rel
+	local, err := r.ln.Accept()
+	_ = r.ln.Close()
+	switch {
+	case err != nil && rel != nil:
+		rel.end()
+		return
+	case err != nil:
+		_ = remote.Close()
+		return
+	case rel == nil:
 		splice(local, remote)
 		return
 	}
-	st := relayPages(local, remote, r.runs)
+	st := rel.serve(local)
 	r.mu.Lock()
 	r.stats = st
 	r.mu.Unlock()

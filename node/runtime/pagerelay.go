@@ -2,45 +2,64 @@ package runtime
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/checkpoint-restore/go-criu/v7/crit"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
 )
 
-// The page relay between CRIU's lazy-pages daemon and the old holder's
-// page server prefetches. The daemon asks for the one page each fault
-// touches, and every ask crosses the network to the frozen process; the
-// pages a resumed process needs first lie close together (a goroutine's
-// stack, the spans of the heap it allocates from). So when the daemon asks
-// for fewer than prefetchPages pages, the relay asks the page server for
-// prefetchPages, within the lazy run of the pagemap that holds the first,
-// gives the daemon what it asked for and keeps the rest; a later ask that
-// the kept pages cover is answered here, without the network. Answers
-// reach the daemon in the order of its asks, as from the page server.
+// The page relay stands between CRIU's lazy-pages daemon and the old
+// holder's page server, and fetches ahead. It connects to the page server
+// as soon as the restore begins, before the daemon is up, and from then
+// on asks for the checkpoint's lazy pages on its own, the smallest runs of
+// the pagemap first: the runtime's data, stacks and the heap's live spans
+// lie in small scattered runs, bulk data in long ones. By the time the
+// restored process resumes, the pages it touches first are mostly here,
+// and each of its faults is answered at once instead of crossing the
+// network to the frozen process.
+//
+// The daemon's asks are answered in the order it sent them (it reads
+// answers in that order), each from the pages here, waiting for the page
+// server where a page is still on its way or was never asked for. An
+// answer may hold fewer pages than asked for, as the page server's own
+// may: the daemon asks again for the rest. So no ask to the page server is
+// ever longer than askPages, and a fault waits behind at most a few of
+// them. Every page is asked of the page server once.
 //
 // The protocol (CRIU 4.2, seen on the wire): every message starts with a
 // 32-byte header, little-endian: u32 command, 4 bytes of padding, u64
-// page count, u64 address, u64 destination (which process's pages). The
-// daemon asks with PS_IOV_GET; the page server answers with a header (the
-// pages it sends, from that address) and the pages. Anything else the
-// daemon sends turns the relay into a plain copy from there on.
+// page count, u64 address, u64 destination (the process's PID in its
+// namespace: the id of its pagemap image). The daemon asks with
+// PS_IOV_GET; the page server answers with a header (the pages it sends,
+// from that address, at most to the end of the pagemap's run) and the
+// pages. Anything else the daemon sends ends the relaying: the relay waits
+// for what it asked, then copies both ways.
 
 const (
 	psHeaderSize = 32
 	psIOVGet     = 7
 	psPageSize   = 4096
-	// prefetchPages is how many pages the relay asks for when the daemon
-	// asks for fewer.
-	prefetchPages = 16
-	// prefetchKeep bounds the pages kept and not yet asked for.
-	prefetchKeep = 32 << 20
+	// widenPages is how many pages a fault's ask (fewer pages) fetches,
+	// within its run: the pages a resumed process needs lie close together.
+	widenPages = 16
+	// askPages bounds one ask to the page server (1 MiB).
+	askPages = 256
+	// prefetchAsks and prefetchPages bound the relay's own asks in
+	// flight: the hot plan's many small runs take many asks, and a fault
+	// waits behind the pages in flight (4 MiB at most, as behind the
+	// daemon's own largest ask).
+	prefetchAsks  = 16
+	prefetchPages = 4 * askPages
 )
 
 // psHeader is one message header of the page-server protocol.
@@ -66,18 +85,32 @@ func (h psHeader) put(b []byte) {
 // lazyRun is one run of pages the page server serves: [start, end).
 type lazyRun struct{ start, end uint64 }
 
+func (r lazyRun) pages() uint64 { return (r.end - r.start) / psPageSize }
+
 // Pagemap entry flag PE_LAZY (criu/include/pagemap.h).
 const pageLazy = 1 << 1
 
-// lazyRuns reads the runs of pages a lazy checkpoint leaves to the page
-// server: its pagemap's entries marked lazy and not in the pages file,
-// sorted. It returns nil (no prefetch) unless the checkpoint is of one
-// process: the relay does not map the protocol's destinations to
-// processes.
-func lazyRuns(imagesDir string) ([]lazyRun, error) {
+// lazyPlan is what the relay may fetch ahead: the runs of pages a lazy
+// checkpoint leaves to the page server, sorted by address, and the
+// process they belong to (the page server's destination).
+type lazyPlan struct {
+	runs []lazyRun
+	dst  uint64
+}
+
+// lazyRuns reads the plan of a lazy checkpoint from its pagemap: the
+// entries marked lazy and not in the pages file. It returns a nil plan (the
+// relay only copies) unless the checkpoint is of one process: the relay
+// does not map the protocol's destinations to processes.
+func lazyRuns(imagesDir string) (*lazyPlan, error) {
 	maps, err := filepath.Glob(filepath.Join(imagesDir, "pagemap-*.img"))
 	if err != nil || len(maps) != 1 {
 		return nil, err
+	}
+	name := filepath.Base(maps[0])
+	dst, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(name, "pagemap-"), ".img"), 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("%s: not a pagemap image of one process: %w", name, err)
 	}
 	f, err := os.Open(maps[0])
 	if err != nil {
@@ -86,200 +119,333 @@ func lazyRuns(imagesDir string) ([]lazyRun, error) {
 	defer f.Close()
 	img, err := crit.New(f, nil, "", false, true).Decode(&pagemap.PagemapEntry{})
 	if err != nil {
-		return nil, fmt.Errorf("%s is damaged: %w", filepath.Base(maps[0]), err)
+		return nil, fmt.Errorf("%s is damaged: %w", name, err)
 	}
-	var runs []lazyRun
+	plan := &lazyPlan{dst: dst}
 	for _, e := range img.Entries {
 		pe, ok := e.Message.(*pagemap.PagemapEntry)
 		if !ok || pe.Flags == nil {
 			continue
 		}
 		if fl := pe.GetFlags(); fl&pageLazy != 0 && fl&pagePresent == 0 {
-			runs = append(runs, lazyRun{pe.GetVaddr(), pe.GetVaddr() + nrPages(pe)*psPageSize})
+			plan.runs = append(plan.runs, lazyRun{pe.GetVaddr(), pe.GetVaddr() + nrPages(pe)*psPageSize})
 		}
 	}
-	slices.SortFunc(runs, func(a, b lazyRun) int {
-		switch {
-		case a.start < b.start:
-			return -1
-		case a.start > b.start:
-			return 1
-		}
-		return 0
-	})
-	return runs, nil
+	slices.SortFunc(plan.runs, func(a, b lazyRun) int { return cmpUint(a.start, b.start) })
+	return plan, nil
 }
 
-// pageRelay prefetches for one daemon connection (see above).
-type pageRelay struct {
-	runs []lazyRun
-
-	mu    sync.Mutex // guards kept and bytes
-	kept  map[[2]uint64][]byte
-	bytes int
-
-	stats RelayStats // forward's alone until relayPages returns
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 // RelayStats counts what a page relay did.
 type RelayStats struct {
-	Asks     int // the daemon's asks for pages
-	Answered int // of them, answered from prefetched pages
-	Widened  int // of them, widened to prefetch
+	Asks       int // the daemon's asks for pages
+	Ahead      int // of them, for a page already here when asked
+	Prefetched int // pages the relay fetched ahead of any ask
+	Hot        int // of them, pages the restore took in (hotpages.go)
 }
 
-// relayAsk is one of the daemon's asks, in order: answered from kept
-// pages, or by the page server (sent pages asked for), or the end of
-// parsing (copy).
-type relayAsk struct {
-	h    psHeader
-	sent uint64
-	kept [][]byte
-	copy bool
+// errRelayEnded stops a relay whose daemon never came or has gone.
+var errRelayEnded = errors.New("page relay ended")
+
+// pageRelay fetches ahead for one restore (see above).
+type pageRelay struct {
+	server io.ReadWriteCloser
+	plan   lazyPlan
+
+	wmu      sync.Mutex    // orders the asks written to server and their place in inflight
+	inflight chan upAsk    // asks the page server has yet to answer, in order
+	closed   bool          // guarded by wmu and mu: inflight is closed, no more asks
+	stop     chan struct{} // closed at the first failure or the end
+	stopOnce sync.Once
+
+	mu         sync.Mutex           // guards what follows
+	cond       *sync.Cond           // signalled when a page arrives, room frees or the relay stops
+	state      map[uint64]pageState // of every page asked of the page server
+	here       map[uint64][]byte    // pages come back and not yet given to the daemon
+	hot        []lazyRun            // the hot plan
+	waited     bool                 // takeHot's wait is over
+	ahead      int                  // the relay's own asks in flight
+	aheadPages int                  // and their pages
+	form       psHeader             // the page server's answer header: the form of ours
+	err        error                // why the relay stopped
+	stats      RelayStats
+
+	fetched sync.WaitGroup // the reader of the page server's answers and the prefetcher
 }
 
-// relayPages relays between the daemon's connection and the page
-// server's until either ends, prefetching within runs (see above).
-func relayPages(daemon net.Conn, server io.ReadWriteCloser, runs []lazyRun) RelayStats {
-	p := &pageRelay{runs: runs, kept: map[[2]uint64][]byte{}}
-	asks := make(chan relayAsk, 4096)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer close(asks)
-		_ = p.forward(daemon, server, asks)
-		_ = server.Close()
-		_ = daemon.Close()
-	}()
-	_ = p.answer(server, daemon, asks)
-	_ = daemon.Close()
-	_ = server.Close()
-	for range asks { // let forward finish
+// pageState is where a page asked of the page server is.
+type pageState uint8
+
+const (
+	pageAsked pageState = iota + 1 // on its way, or here
+	pageGiven                      // given to the daemon
+)
+
+// upAsk is one ask to the page server.
+type upAsk struct {
+	vaddr, nr uint64
+	prefetch  bool
+}
+
+// startRelay starts fetching ahead from the page server on server, which
+// the relay owns from then on; serve gives it the daemon.
+func startRelay(server io.ReadWriteCloser, plan lazyPlan) *pageRelay {
+	return startRelayOf(server, plan, hotPlan(plan.runs))
+}
+
+// startRelayOf is startRelay fetching ahead the runs in hot.
+func startRelayOf(server io.ReadWriteCloser, plan lazyPlan, hot []lazyRun) *pageRelay {
+	p := &pageRelay{server: server, plan: plan, hot: hot, inflight: make(chan upAsk, 1<<12), stop: make(chan struct{}),
+		state: map[uint64]pageState{}, here: map[uint64][]byte{}}
+	p.cond = sync.NewCond(&p.mu)
+	p.fetched.Add(2)
+	go p.readServer()
+	go p.prefetch()
+	return p
+}
+
+// fail stops the relay for err (the first reason counts), closing the
+// page server's connection so that nothing waits on it.
+func (p *pageRelay) fail(err error) {
+	p.mu.Lock()
+	if p.err == nil {
+		p.err = err
 	}
-	wg.Wait()
+	p.cond.Broadcast()
+	p.mu.Unlock()
+	p.stopOnce.Do(func() { close(p.stop) })
+	_ = p.server.Close()
+}
+
+// end stops the relay and waits for its goroutines; the stats are final.
+func (p *pageRelay) end() RelayStats {
+	p.fail(errRelayEnded)
+	p.fetched.Wait()
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	return p.stats
 }
 
-// forward reads the daemon's asks, answers what kept pages cover and
-// sends the rest to the page server, widened.
-func (p *pageRelay) forward(daemon io.Reader, server io.Writer, asks chan<- relayAsk) error {
-	buf := make([]byte, psHeaderSize)
-	for {
-		if _, err := io.ReadFull(daemon, buf); err != nil {
-			return err
+// ask asks the page server for the pages from v on that it has not been
+// asked for, at most n, and returns how many it asked for (0 when v was
+// asked already). It fails once the relaying has ended.
+func (p *pageRelay) ask(v, n uint64, prefetch bool) (uint64, error) {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	p.mu.Lock()
+	if p.err != nil || p.closed {
+		err := p.err
+		p.mu.Unlock()
+		if err == nil {
+			err = errRelayEnded
 		}
-		h := parsePS(buf)
-		if h.cmd != psIOVGet || h.nr == 0 {
-			asks <- relayAsk{copy: true}
-			if _, err := server.Write(buf); err != nil {
-				return err
-			}
-			_, err := io.Copy(server, daemon)
-			return err
-		}
-		p.stats.Asks++
-		if kept := p.take(h); kept != nil {
-			p.stats.Answered++
-			asks <- relayAsk{h: h, kept: kept}
-			continue
-		}
-		out := h
-		out.nr = p.widen(h)
-		if out.nr > h.nr {
-			p.stats.Widened++
-		}
-		out.put(buf)
-		asks <- relayAsk{h: h, sent: out.nr}
-		if _, err := server.Write(buf); err != nil {
-			return err
-		}
+		return 0, err
 	}
+	var k uint64
+	for k < n && p.state[v+k*psPageSize] == 0 {
+		p.state[v+k*psPageSize] = pageAsked
+		k++
+	}
+	if k > 0 && prefetch {
+		p.ahead++
+		p.aheadPages += int(k)
+	}
+	p.mu.Unlock()
+	if k == 0 {
+		return 0, nil
+	}
+	select {
+	case p.inflight <- upAsk{vaddr: v, nr: k, prefetch: prefetch}:
+	default:
+		err := errors.New("page relay: too many asks in flight")
+		p.fail(err)
+		return 0, err
+	}
+	b := make([]byte, psHeaderSize)
+	psHeader{cmd: psIOVGet, nr: k, vaddr: v, dst: p.plan.dst}.put(b)
+	if _, err := p.server.Write(b); err != nil {
+		p.fail(err)
+		return 0, err
+	}
+	return k, nil
 }
 
-// answer sends the daemon its answers in the order of its asks.
-func (p *pageRelay) answer(server io.Reader, daemon io.Writer, asks <-chan relayAsk) error {
+// readServer takes the page server's answers, in the order of the asks,
+// until the asks end or the relay stops.
+func (p *pageRelay) readServer() {
+	defer p.fetched.Done()
 	head := make([]byte, psHeaderSize)
-	var last psHeader // the page server's latest answer: the form of ours
-	for a := range asks {
-		switch {
-		case a.copy:
-			_, err := io.Copy(daemon, server)
-			return err
-		case a.kept != nil:
-			h := last
-			h.nr, h.vaddr, h.dst = a.h.nr, a.h.vaddr, a.h.dst
-			h.put(head)
-			if _, err := daemon.Write(slices.Concat(append([][]byte{head}, a.kept...)...)); err != nil {
-				return err
+	for {
+		var a upAsk
+		select {
+		case <-p.stop:
+			return
+		case next, ok := <-p.inflight:
+			if !ok {
+				return
 			}
-			continue
+			a = next
 		}
-		if _, err := io.ReadFull(server, head); err != nil {
-			return err
+		if _, err := io.ReadFull(p.server, head); err != nil {
+			p.fail(err)
+			return
 		}
 		h := parsePS(head)
-		if h.nr > a.sent {
-			return fmt.Errorf("page relay: the page server sent %d pages for an ask of %d", h.nr, a.sent)
+		if h.vaddr != a.vaddr || h.nr == 0 || h.nr > a.nr {
+			p.fail(fmt.Errorf("page relay: the page server answered %d pages at %#x to an ask of %d at %#x", h.nr, h.vaddr, a.nr, a.vaddr))
+			return
 		}
 		data := make([]byte, h.nr*psPageSize)
-		if _, err := io.ReadFull(server, data); err != nil {
-			return err
+		if _, err := io.ReadFull(p.server, data); err != nil {
+			p.fail(err)
+			return
 		}
-		last = h
-		give := h.nr
-		if h.vaddr == a.h.vaddr && h.dst == a.h.dst && h.nr > a.h.nr {
-			give = a.h.nr
-			p.keep(h, a.h.nr, data)
+		p.mu.Lock()
+		p.form = h
+		for i := range h.nr {
+			p.here[a.vaddr+i*psPageSize] = data[i*psPageSize : (i+1)*psPageSize]
 		}
-		out := h
-		out.nr = give
-		out.put(head)
-		if _, err := daemon.Write(append(head, data[:give*psPageSize]...)); err != nil {
-			return err
+		for i := h.nr; i < a.nr; i++ { // came back short: to be asked again
+			delete(p.state, a.vaddr+i*psPageSize)
 		}
+		if a.prefetch {
+			p.ahead--
+			p.aheadPages -= int(a.nr)
+			p.stats.Prefetched += int(h.nr)
+		}
+		p.cond.Broadcast()
+		p.mu.Unlock()
 	}
-	return nil
 }
 
-// take removes and returns the kept pages that cover h, or nil (and
-// drops any it holds of h: they come again from the page server).
-func (p *pageRelay) take(h psHeader) [][]byte {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	pages := make([][]byte, 0, h.nr)
-	for i := range h.nr {
-		b, ok := p.kept[[2]uint64{h.dst, h.vaddr + i*psPageSize}]
-		if !ok {
+// pipeRunPages is the longest run CRIU's page pipes hold: a longer run
+// of memory is cut into runs this long.
+const pipeRunPages = 1024
+
+// hotPlan is what the relay fetches ahead, for the restore to take in
+// (hotpages.go): the runs of the extents (runs that touch, joined) shorter
+// than pipeRunPages, the smallest extents first, at most hotPagesMax
+// pages. A longer extent is bulk data: a buffer, a cache, a ballast.
+func hotPlan(runs []lazyRun) []lazyRun {
+	var extents [][]lazyRun // runs sorted by address: touching ones are neighbours
+	for i, r := range runs {
+		if i > 0 && runs[i-1].end == r.start {
+			extents[len(extents)-1] = append(extents[len(extents)-1], r)
+			continue
+		}
+		extents = append(extents, []lazyRun{r})
+	}
+	size := func(e []lazyRun) uint64 { return (e[len(e)-1].end - e[0].start) / psPageSize }
+	slices.SortStableFunc(extents, func(a, b []lazyRun) int { return cmpUint(size(a), size(b)) })
+	var hot []lazyRun
+	var n uint64
+	for _, e := range extents {
+		if size(e) >= pipeRunPages || n+size(e) > hotPagesMax {
 			break
 		}
-		pages = append(pages, b)
+		n += size(e)
+		hot = append(hot, e...)
 	}
-	for i := range h.nr {
-		k := [2]uint64{h.dst, h.vaddr + i*psPageSize}
-		if _, ok := p.kept[k]; ok {
-			delete(p.kept, k)
-			p.bytes -= psPageSize
-		}
-	}
-	if uint64(len(pages)) != h.nr {
-		return nil
-	}
-	return pages
+	return hot
 }
 
-// widen is how many pages to ask the page server for, for an ask h.
-func (p *pageRelay) widen(h psHeader) uint64 {
-	if h.nr >= prefetchPages || len(p.runs) == 0 {
-		return h.nr
+// prefetch asks for the runs of the hot plan, keeping at most
+// prefetchAsks asks and prefetchPages pages in flight.
+func (p *pageRelay) prefetch() {
+	defer p.fetched.Done()
+	for _, r := range p.hot {
+		for v := r.start; v < r.end; {
+			if !p.room() {
+				return
+			}
+			p.mu.Lock()
+			for v < r.end && p.state[v] != 0 {
+				v += psPageSize
+			}
+			p.mu.Unlock()
+			if v == r.end {
+				break
+			}
+			k, err := p.ask(v, min(askPages, (r.end-v)/psPageSize), true)
+			if err != nil {
+				return
+			}
+			v += k * psPageSize
+		}
 	}
+}
+
+// whole reports whether all pages of r are here.
+func (p *pageRelay) whole(r lazyRun) bool {
+	for v := r.start; v < r.end; v += psPageSize {
+		if _, ok := p.here[v]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// takeHot waits up to wait for the runs of the hot plan to be here, then
+// takes those that are, sorted by address (see hotpages.go): they are
+// given, as if to the daemon.
+func (p *pageRelay) takeHot(wait time.Duration) []hotRun {
+	timer := time.AfterFunc(wait, func() {
+		p.mu.Lock()
+		p.waited = true
+		p.cond.Broadcast()
+		p.mu.Unlock()
+	})
+	defer timer.Stop()
 	p.mu.Lock()
-	full := p.bytes >= prefetchKeep
-	p.mu.Unlock()
-	if full {
-		return h.nr
+	defer p.mu.Unlock()
+	for p.err == nil && !p.waited && len(p.hot) > 0 && !p.whole(p.hot[len(p.hot)-1]) {
+		p.cond.Wait()
 	}
-	i, _ := slices.BinarySearchFunc(p.runs, h.vaddr, func(r lazyRun, v uint64) int {
+	p.waited = true
+	var hot []hotRun
+	var n uint64
+	for _, r := range p.hot {
+		if !p.whole(r) {
+			continue
+		}
+		h := hotRun{lazyRun: r, data: make([]byte, 0, r.pages()*psPageSize)}
+		for v := r.start; v < r.end; v += psPageSize {
+			h.data = append(h.data, p.here[v]...)
+			delete(p.here, v)
+			p.state[v] = pageGiven
+		}
+		n += r.pages()
+		hot = append(hot, h)
+	}
+	p.stats.Hot += int(n)
+	p.cond.Broadcast()
+	slices.SortFunc(hot, func(a, b hotRun) int { return cmpUint(a.start, b.start) })
+	return hot
+}
+
+// room waits until the prefetcher may ask again; false once the relay
+// has stopped or the daemon has ended the relaying.
+func (p *pageRelay) room() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.err == nil && !p.closed && (p.ahead >= prefetchAsks || p.aheadPages >= prefetchPages) {
+		p.cond.Wait()
+	}
+	return p.err == nil && !p.closed
+}
+
+// runOf is the run that holds v, if any.
+func (p *pageRelay) runOf(v uint64) (lazyRun, bool) {
+	i, found := slices.BinarySearchFunc(p.plan.runs, v, func(r lazyRun, v uint64) int {
 		switch {
 		case r.end <= v:
 			return -1
@@ -288,21 +454,177 @@ func (p *pageRelay) widen(h psHeader) uint64 {
 		}
 		return 0
 	})
-	if i == len(p.runs) || p.runs[i].start > h.vaddr || p.runs[i].end <= h.vaddr {
-		return h.nr
+	if !found {
+		return lazyRun{}, false
 	}
-	return max(h.nr, min(prefetchPages, (p.runs[i].end-h.vaddr)/psPageSize))
+	return p.plan.runs[i], true
 }
 
-// keep stores the pages of an answer h past the first asked.
-func (p *pageRelay) keep(h psHeader, asked uint64, data []byte) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for i := asked; i < h.nr; i++ {
-		k := [2]uint64{h.dst, h.vaddr + i*psPageSize}
-		if _, ok := p.kept[k]; !ok {
-			p.bytes += psPageSize
-		}
-		p.kept[k] = data[i*psPageSize : (i+1)*psPageSize]
+// fetchFor asks the page server for what the daemon's ask h needs first,
+// unless it is here or on its way: a fault's ask widened to widenPages
+// within its run, any ask at most askPages.
+func (p *pageRelay) fetchFor(h psHeader) error {
+	n := min(h.nr, askPages)
+	if r, ok := p.runOf(h.vaddr); ok {
+		n = min(max(n, widenPages), (r.end-h.vaddr)/psPageSize)
 	}
+	_, err := p.ask(h.vaddr, n, false)
+	return err
+}
+
+// serve relays for the daemon's connection until it or the page server's
+// ends; then the relay has ended.
+func (p *pageRelay) serve(daemon net.Conn) RelayStats {
+	asks := make(chan psHeader, 1<<12)
+	answered := make(chan struct{})
+	go func() {
+		defer close(answered)
+		if err := p.answer(daemon, asks); err != nil {
+			p.fail(err)
+			_ = daemon.Close()
+		}
+	}()
+	defer closeOnStop(p.stop, daemon)()
+	last, err := p.readDaemon(daemon, asks)
+	close(asks)
+	<-answered
+	if err == nil {
+		p.handOver(daemon, last)
+	}
+	_ = daemon.Close()
+	return p.end()
+}
+
+// closeOnStop closes c when stop is closed, until the returned func is
+// called.
+func closeOnStop(stop <-chan struct{}, c io.Closer) func() {
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-stop:
+			_ = c.Close()
+		case <-done:
+		}
+	}()
+	return func() { close(done) }
+}
+
+// readDaemon reads the daemon's asks, asks the page server for what is
+// neither here nor on its way, and queues each ask for its answer. It
+// returns the header of the first message that is not an ask (nil error),
+// or why it could not read on.
+func (p *pageRelay) readDaemon(daemon io.Reader, asks chan<- psHeader) ([]byte, error) {
+	buf := make([]byte, psHeaderSize)
+	for {
+		if _, err := io.ReadFull(daemon, buf); err != nil {
+			return nil, err
+		}
+		h := parsePS(buf)
+		if h.cmd != psIOVGet || h.nr == 0 {
+			return buf, nil
+		}
+		if h.dst != p.plan.dst {
+			return nil, fmt.Errorf("page relay: an ask for process %d, the checkpoint's is %d", h.dst, p.plan.dst)
+		}
+		p.mu.Lock()
+		p.stats.Asks++
+		if _, ok := p.here[h.vaddr]; ok {
+			p.stats.Ahead++
+		}
+		p.mu.Unlock()
+		if err := p.fetchFor(h); err != nil {
+			return nil, err
+		}
+		select {
+		case asks <- h:
+		default:
+			return nil, errors.New("page relay: too many asks from the daemon")
+		}
+	}
+}
+
+// answer gives the daemon its answers in the order of its asks.
+func (p *pageRelay) answer(daemon io.Writer, asks <-chan psHeader) error {
+	for h := range asks {
+		msg, err := p.await(h)
+		if err != nil {
+			return err
+		}
+		if _, err := daemon.Write(msg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// await waits until the first page h asks for is here and returns the
+// answer: the pages from there that are here, at most h.nr, given away.
+func (p *pageRelay) await(h psHeader) ([]byte, error) {
+	p.mu.Lock()
+	for {
+		if p.err != nil {
+			err := p.err
+			p.mu.Unlock()
+			return nil, err
+		}
+		if _, ok := p.here[h.vaddr]; ok {
+			break
+		}
+		switch p.state[h.vaddr] {
+		case pageAsked: // on its way
+			p.cond.Wait()
+			continue
+		case pageGiven: // asked for again: the page server answers again
+			delete(p.state, h.vaddr)
+		}
+		// Never asked, or the ask that covered it came back short.
+		p.mu.Unlock()
+		if err := p.fetchFor(h); err != nil {
+			return nil, err
+		}
+		p.mu.Lock()
+	}
+	defer p.mu.Unlock()
+	var n uint64
+	for n < h.nr {
+		if _, ok := p.here[h.vaddr+n*psPageSize]; !ok {
+			break
+		}
+		n++
+	}
+	out := p.form
+	out.nr, out.vaddr, out.dst = n, h.vaddr, h.dst
+	msg := make([]byte, psHeaderSize, psHeaderSize+n*psPageSize)
+	out.put(msg)
+	for i := range n {
+		v := h.vaddr + i*psPageSize
+		msg = append(msg, p.here[v]...)
+		delete(p.here, v)
+		p.state[v] = pageGiven
+	}
+	return msg, nil
+}
+
+// handOver ends the relaying at the daemon's first message that is not
+// an ask (the last, head): no more asks; once the page server has answered
+// all it was asked, head goes to it and the relay copies both ways.
+func (p *pageRelay) handOver(daemon net.Conn, head []byte) {
+	p.wmu.Lock()
+	p.mu.Lock()
+	p.closed = true
+	p.cond.Broadcast()
+	p.mu.Unlock()
+	close(p.inflight)
+	p.wmu.Unlock()
+	p.fetched.Wait() // the prefetcher has stopped, the answers are all in
+	p.mu.Lock()
+	err := p.err
+	p.mu.Unlock()
+	if err != nil {
+		return
+	}
+	if _, err := p.server.Write(head); err != nil {
+		return
+	}
+	splice(daemon, p.server)
 }

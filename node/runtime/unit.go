@@ -437,7 +437,7 @@ func (u *unit) serve(proc *os.Process) outcome {
 			u.lazy.Close()
 			st := u.lazy.Relayed()
 			u.s.log.Info("the lazy restore's page relay", "workload", u.spec.ID, "asks", st.Asks,
-				"answered_from_prefetch", st.Answered, "widened", st.Widened)
+				"answered_from_pages_here", st.Ahead, "fetched_ahead", st.Prefetched)
 			u.lazy = nil
 		}()
 	}

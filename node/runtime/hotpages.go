@@ -1,0 +1,177 @@
+package runtime
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/checkpoint-restore/go-criu/v7/crit"
+	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
+	"google.golang.org/protobuf/proto"
+)
+
+// Hot pages: a lazy restore does not start from the checkpoint's images
+// as they came, but from a working copy in which the runs of pages the
+// relay has fetched whole by then (the smallest runs: see pagerelay.go)
+// are present, their pages in the pages image. CRIU maps those in during
+// the restore like any checkpoint's pages, so the resumed process never
+// faults on them; the daemon fetches only the runs still lazy. The
+// relay's prefetch runs while the lazy-pages daemon and criu swrk start,
+// so this costs the restore only the writing of a few MiB.
+
+// hotPagesMax bounds the pages a restore takes in as hot: they are
+// written to disk and read back on its critical path.
+const hotPagesMax = 2048
+
+// hotPagesWait bounds how long a restore waits for the hot pages once the
+// daemon and criu swrk are up.
+const hotPagesWait = 15 * time.Millisecond
+
+// hotRun is a lazy run fetched whole, with its pages.
+type hotRun struct {
+	lazyRun
+	data []byte
+}
+
+// writeHotImages turns work, a copy of the lazy checkpoint in from
+// (links), into one in which the runs in hot (sorted) are present, their
+// pages in the pages image. It writes new files beside the links and
+// renames them over: the checkpoint in from is never written.
+func writeHotImages(from, work string, plan lazyPlan, hot []hotRun) error {
+	mapName := fmt.Sprintf("pagemap-%d.img", plan.dst)
+	raw, err := os.ReadFile(filepath.Join(from, mapName))
+	if err != nil {
+		return err
+	}
+	img, err := decodePagemap(filepath.Join(from, mapName))
+	if err != nil {
+		return err
+	}
+	head, ok := img.Entries[0].Message.(*pagemap.PagemapHead)
+	if !ok {
+		return fmt.Errorf("%s has no pagemap head", mapName)
+	}
+	pagesName := fmt.Sprintf("pages-%d.img", head.GetPagesId())
+	oldPages, err := os.Open(filepath.Join(from, pagesName))
+	if err != nil {
+		return err
+	}
+	defer oldPages.Close()
+	newPages, err := os.Create(filepath.Join(work, pagesName+".hot"))
+	if err != nil {
+		return err
+	}
+	defer newPages.Close()
+	var out bytes.Buffer
+	out.Write(raw[:8]) // the image's magic numbers, as CRIU wrote them
+	for i, e := range img.Entries {
+		if i > 0 {
+			if err := hotEntry(e.Message, oldPages, newPages, hot); err != nil {
+				return fmt.Errorf("%s: %w", mapName, err)
+			}
+		}
+		b, err := proto.Marshal(e.Message)
+		if err != nil {
+			return err
+		}
+		out.Write(binary.LittleEndian.AppendUint32(nil, uint32(len(b))))
+		out.Write(b)
+	}
+	if err := newPages.Close(); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(work, mapName+".hot"), out.Bytes(), 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(filepath.Join(work, pagesName+".hot"), filepath.Join(work, pagesName)); err != nil {
+		return err
+	}
+	return os.Rename(filepath.Join(work, mapName+".hot"), filepath.Join(work, mapName))
+}
+
+// hotEntry copies the pages of one pagemap entry m from the old pages
+// image to the new, or writes the pages of the hot run it is and marks it
+// present.
+func hotEntry(m proto.Message, oldPages io.Reader, newPages io.Writer, hot []hotRun) error {
+	pe, ok := m.(*pagemap.PagemapEntry)
+	if !ok {
+		return errors.New("an entry that is not a pagemap entry")
+	}
+	n := nrPages(pe)
+	if inPagesFile(pe) {
+		_, err := io.CopyN(newPages, oldPages, int64(n)*psPageSize)
+		return err
+	}
+	i, found := slices.BinarySearchFunc(hot, pe.GetVaddr(), func(h hotRun, v uint64) int { return cmpUint(h.start, v) })
+	if !found || pe.GetFlags()&pageLazy == 0 {
+		return nil
+	}
+	if h := hot[i]; h.pages() != n || uint64(len(h.data)) != n*psPageSize {
+		return fmt.Errorf("the hot run at %#x has %d pages, its entry %d", h.start, len(h.data)/psPageSize, n)
+	}
+	if _, err := newPages.Write(hot[i].data); err != nil {
+		return err
+	}
+	pe.Flags = proto.Uint32(pe.GetFlags()&^pageLazy | pagePresent)
+	return nil
+}
+
+func decodePagemap(path string) (*crit.CriuImage, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	img, err := crit.New(f, nil, "", false, true).Decode(&pagemap.PagemapEntry{})
+	if err != nil {
+		return nil, fmt.Errorf("%s is damaged: %w", filepath.Base(path), err)
+	}
+	if len(img.Entries) == 0 {
+		return nil, fmt.Errorf("%s is empty", filepath.Base(path))
+	}
+	return img, nil
+}
+
+// linkImages makes the empty directory work a copy of the images in
+// from: hard links, or copies where links cannot be made.
+func linkImages(from, work string) error {
+	entries, err := os.ReadDir(from)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Type().IsRegular() {
+			if err := linkOrCopy(filepath.Join(from, e.Name()), filepath.Join(work, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// linkOrCopy makes dst the file src: a hard link, or a copy.
+func linkOrCopy(src, dst string) error {
+	if os.Link(src, dst) == nil {
+		return nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
