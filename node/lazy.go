@@ -87,17 +87,37 @@ func lazyHolder(v *fsm.Machine, peer, workload string, seq uint64, self string) 
 }
 
 // lazyReceived is told of every checkpoint the transfer server holds
-// sealed after an offer: a lazy one that peer, the holder, prepared is
-// the final checkpoint of a lazy move to this node, restored at once and
-// left stopped until the grant (runtime.Supervisor.PrestartLazy).
+// sealed after an offer: the final checkpoint of a lazy move to this node
+// is restored at once and left stopped until the grant
+// (runtime.Supervisor.PrestartLazy).
 func (n *Node) lazyReceived(peer, workload string, seq uint64, digest string) {
-	w, ok := n.view().Workload(workload)
+	if spec, rec, ok := n.lazyFinal(n.view(), peer, workload, seq, digest); ok {
+		n.sup.PrestartLazy(spec, rec)
+	}
+}
+
+// predialLazy is told of every offer accepted: for the final checkpoint
+// of a lazy move to this node, the supervisor dials its page relay now,
+// while the images come (runtime.Supervisor.PredialPages).
+func (n *Node) predialLazy(v *fsm.Machine, peer, workload string, seq uint64, digest string) {
+	if spec, rec, ok := n.lazyFinal(v, peer, workload, seq, digest); ok {
+		n.sup.PredialPages(spec, rec)
+	}
+}
+
+// lazyFinal reports whether checkpoint seq (digest) of workload from peer
+// is the final checkpoint of a lazy move to this node: a lazy one that
+// peer, the holder, prepared. It returns the workload's spec and the
+// checkpoint's record.
+func (n *Node) lazyFinal(v *fsm.Machine, peer, workload string, seq uint64, digest string) (fsm.WorkloadSpec, fsm.CheckpointRecord, bool) {
+	w, ok := v.Workload(workload)
 	if !ok || peer == n.cfg.Name || w.Assignment.Holder != peer {
-		return
+		return fsm.WorkloadSpec{}, fsm.CheckpointRecord{}, false
 	}
 	if p := w.Pending; p != nil && p.Seq == seq && p.Digest == digest && p.LazyFrom == peer {
-		n.sup.PrestartLazy(w.Spec, *p)
+		return w.Spec, *p, true
 	}
+	return fsm.WorkloadSpec{}, fsm.CheckpointRecord{}, false
 }
 
 // Pages connects to the page server of lazy checkpoint seq of workload id

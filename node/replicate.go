@@ -276,6 +276,7 @@ func (n *Node) acceptOffer(ctx context.Context, peer string, m *transfer.Manifes
 		changed := v.Notify()
 		err := offerMatches(v, peer, m, digest)
 		if err == nil {
+			n.predialLazy(v, peer, m.Workload, m.Seq, digest)
 			return nil
 		}
 		select {

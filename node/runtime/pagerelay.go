@@ -54,12 +54,6 @@ const (
 	widenPages = 16
 	// askPages bounds one ask to the page server (1 MiB).
 	askPages = 256
-	// prefetchAsks and prefetchPages bound the relay's own asks in
-	// flight: the hot plan's many small runs take many asks, and a fault
-	// waits behind the pages in flight (4 MiB at most, as behind the
-	// daemon's own largest ask).
-	prefetchAsks  = 16
-	prefetchPages = 4 * askPages
 )
 
 // psHeader is one message header of the page-server protocol.
@@ -167,17 +161,15 @@ type pageRelay struct {
 	stop     chan struct{} // closed at the first failure or the end
 	stopOnce sync.Once
 
-	mu         sync.Mutex           // guards what follows
-	cond       *sync.Cond           // signalled when a page arrives, room frees or the relay stops
-	state      map[uint64]pageState // of every page asked of the page server
-	here       map[uint64][]byte    // pages come back and not yet given to the daemon
-	hot        []lazyRun            // the hot plan
-	waited     bool                 // takeHot's wait is over
-	ahead      int                  // the relay's own asks in flight
-	aheadPages int                  // and their pages
-	form       psHeader             // the page server's answer header: the form of ours
-	err        error                // why the relay stopped
-	stats      RelayStats
+	mu     sync.Mutex           // guards what follows
+	cond   *sync.Cond           // signalled when a page arrives, room frees or the relay stops
+	state  map[uint64]pageState // of every page asked of the page server
+	here   map[uint64][]byte    // pages come back and not yet given to the daemon
+	hot    []lazyRun            // the hot plan
+	waited bool                 // takeHot's wait is over
+	form   psHeader             // the page server's answer header: the form of ours
+	err    error                // why the relay stopped
+	stats  RelayStats
 
 	fetched sync.WaitGroup // the reader of the page server's answers and the prefetcher
 }
@@ -255,10 +247,6 @@ func (p *pageRelay) ask(v, n uint64, prefetch bool) (uint64, error) {
 		p.state[v+k*psPageSize] = pageAsked
 		k++
 	}
-	if k > 0 && prefetch {
-		p.ahead++
-		p.aheadPages += int(k)
-	}
 	p.mu.Unlock()
 	if k == 0 {
 		return 0, nil
@@ -318,8 +306,6 @@ func (p *pageRelay) readServer() {
 			delete(p.state, a.vaddr+i*psPageSize)
 		}
 		if a.prefetch {
-			p.ahead--
-			p.aheadPages -= int(a.nr)
 			p.stats.Prefetched += int(h.nr)
 		}
 		p.cond.Broadcast()
@@ -358,15 +344,14 @@ func hotPlan(runs []lazyRun) []lazyRun {
 	return hot
 }
 
-// prefetch asks for the runs of the hot plan, keeping at most
-// prefetchAsks asks and prefetchPages pages in flight.
+// prefetch asks for all the runs of the hot plan at once: their many
+// asks cost one round trip, not one each. (A fault waits behind what is
+// in flight, at most hotPagesMax pages, and only until the hot plan is
+// in, mostly before the restore.)
 func (p *pageRelay) prefetch() {
 	defer p.fetched.Done()
 	for _, r := range p.hot {
 		for v := r.start; v < r.end; {
-			if !p.room() {
-				return
-			}
 			p.mu.Lock()
 			for v < r.end && p.state[v] != 0 {
 				v += psPageSize
@@ -430,17 +415,6 @@ func (p *pageRelay) takeHot(wait time.Duration) []hotRun {
 	p.cond.Broadcast()
 	slices.SortFunc(hot, func(a, b hotRun) int { return cmpUint(a.start, b.start) })
 	return hot
-}
-
-// room waits until the prefetcher may ask again; false once the relay
-// has stopped or the daemon has ended the relaying.
-func (p *pageRelay) room() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for p.err == nil && !p.closed && (p.ahead >= prefetchAsks || p.aheadPages >= prefetchPages) {
-		p.cond.Wait()
-	}
-	return p.err == nil && !p.closed
 }
 
 // runOf is the run that holds v, if any.

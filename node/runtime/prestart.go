@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"syscall"
 	"time"
@@ -121,14 +120,6 @@ func (s *Supervisor) restoreStopped(lz LazyCheckpointer, spec fsm.WorkloadSpec, 
 	ctx, cancel := context.WithTimeout(context.Background(), checkpointTimeout)
 	defer cancel()
 	return lz.StartLazy(ctx, s.workload(spec, 0), c.FilesDir(), s.pagesOf(spec.ID, rec), true)
-}
-
-// pagesOf dials the page server of lazy checkpoint rec of workload id
-// through the cluster.
-func (s *Supervisor) pagesOf(id string, rec fsm.CheckpointRecord) PageDialer {
-	return func(ctx context.Context) (io.ReadWriteCloser, error) {
-		return s.cluster.Pages(ctx, rec.LazyFrom, id, rec.Seq)
-	}
 }
 
 // forgetPrestart removes p from the prestarts; false when it was no

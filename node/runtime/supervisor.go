@@ -98,7 +98,7 @@ type Supervisor struct {
 	store   *transfer.Store
 	cluster Cluster
 
-	mu     sync.Mutex // guards units, closed, pages, fenced and prestarts
+	mu     sync.Mutex // guards units, closed, pages, fenced, prestarts and predials
 	units  map[string]*unit
 	closed bool
 	pages  map[pageKey]string // the page servers of lazy dumps under way
@@ -106,8 +106,11 @@ type Supervisor struct {
 	// prestarts are the lazy restores prepared ahead of their grants
 	// (PrestartLazy), by workload.
 	prestarts map[string]*prestart
-	quit      chan struct{}  // closed by Close
-	wg        sync.WaitGroup // one per unit goroutine
+	// predials are the page relays dialed ahead of their restores
+	// (PredialPages), by workload.
+	predials map[string]*predial
+	quit     chan struct{}  // closed by Close
+	wg       sync.WaitGroup // one per unit goroutine
 }
 
 // New builds a supervisor over the given checkpointers (by Mode()).
@@ -121,7 +124,8 @@ func New(cfg Config, cluster Cluster, checkpointers ...Checkpointer) (*Superviso
 	}
 	s := &Supervisor{cfg: cfg, log: cfg.Logger, modes: map[string]Checkpointer{}, store: store,
 		cluster: cluster, units: map[string]*unit{}, pages: map[pageKey]string{}, prestarts: map[string]*prestart{},
-		quit: make(chan struct{})}
+		predials: map[string]*predial{},
+		quit:     make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

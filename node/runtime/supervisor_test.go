@@ -50,6 +50,9 @@ type fakeCluster struct {
 	// failReports refuses that many reports (unavailable) first.
 	failReports int
 	records     map[string][]fsm.CheckpointRecord
+	// pages, if set, connects to page servers; dials counts its calls.
+	pages func() (io.ReadWriteCloser, error)
+	dials int
 }
 
 func newFakeCluster() *fakeCluster { return &fakeCluster{records: map[string][]fsm.CheckpointRecord{}} }
@@ -89,7 +92,19 @@ func (f *fakeCluster) Fetch(_ context.Context, id string, rec fsm.CheckpointReco
 }
 
 func (f *fakeCluster) Pages(_ context.Context, from, id string, seq uint64) (io.ReadWriteCloser, error) {
-	return nil, fmt.Errorf("fake cluster: no page server of %s#%d on %s", id, seq, from)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.pages == nil {
+		return nil, fmt.Errorf("fake cluster: no page server of %s#%d on %s", id, seq, from)
+	}
+	f.dials++
+	return f.pages()
+}
+
+func (f *fakeCluster) pageDials() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.dials
 }
 
 // waitReport waits until the latest report starts with prefix.
