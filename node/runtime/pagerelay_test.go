@@ -342,3 +342,57 @@ func TestPageRelayRefusesAnotherProcess(t *testing.T) {
 	}
 	<-g.done
 }
+
+// FuzzPageRelayAnswers: whatever the page server sends back, the relay
+// never gives the daemon an answer that is not to its ask (the address it
+// asked for, no more pages than asked), never panics and ends once the
+// page server's connection does.
+func FuzzPageRelayAnswers(f *testing.F) {
+	good := func(vaddr, nr uint64) []byte {
+		b := make([]byte, psHeaderSize)
+		psHeader{cmd: 0x40006, nr: nr, vaddr: vaddr, dst: 1}.put(b)
+		for i := range nr {
+			b = append(b, fakePage(vaddr+i*psPageSize)...)
+		}
+		return b
+	}
+	f.Add(slices.Concat(good(page(10), 1), good(page(0), 2)))
+	f.Add(good(page(0), 2))
+	f.Add(good(page(0), 3))
+	f.Add(good(page(1), 1))
+	f.Add([]byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, answers []byte) {
+		serverSide, relayRemote := tcpPair(t)
+		daemon, relayLocal := tcpPair(t)
+		defer daemon.Close()
+		go func() { // the page server: sends the fuzz, ends its side, reads asks until the relay goes
+			defer serverSide.Close()
+			_, _ = serverSide.Write(answers)
+			_ = serverSide.(*net.TCPConn).CloseWrite()
+			_, _ = io.Copy(io.Discard, serverSide)
+		}()
+		runs := []lazyRun{{page(0), page(2)}, {page(10), page(11)}}
+		rel := startRelay(relayRemote, lazyPlan{runs: runs, dst: 1})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			rel.serve(relayLocal)
+		}()
+		ask := make([]byte, psHeaderSize)
+		psHeader{cmd: psIOVGet, nr: 1, vaddr: page(10), dst: 1}.put(ask)
+		_, _ = daemon.Write(ask)
+		_ = daemon.SetReadDeadline(time.Now().Add(5 * time.Second))
+		head := make([]byte, psHeaderSize)
+		if _, err := io.ReadFull(daemon, head); err == nil {
+			if h := parsePS(head); h.vaddr != page(10) || h.nr != 1 {
+				t.Fatalf("answer %+v to an ask of 1 page at %#x", h, page(10))
+			}
+		}
+		daemon.Close()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the relay did not end after the page server hung up")
+		}
+	})
+}
