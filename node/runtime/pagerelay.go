@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -14,27 +13,26 @@ import (
 	"sync"
 	"time"
 
-	"github.com/checkpoint-restore/go-criu/v7/crit"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
 )
 
 // The page relay stands between CRIU's lazy-pages daemon and the old
-// holder's page server, and fetches ahead. It connects to the page server
-// as soon as the restore begins, before the daemon is up, and from then
-// on asks for the checkpoint's lazy pages on its own, the smallest runs of
-// the pagemap first: the runtime's data, stacks and the heap's live spans
-// lie in small scattered runs, bulk data in long ones. By the time the
-// restored process resumes, the pages it touches first are mostly here,
-// and each of its faults is answered at once instead of crossing the
-// network to the frozen process.
+// holder's page server, and fetches ahead. Its connection to the page
+// server is open before the restore begins (predial.go), and it asks at
+// once for the runs of the checkpoint's hot plan (hotPlan: the small
+// extents of the pagemap, where the runtime's data, the stacks and the
+// heap's live spans lie; bulk data lies in long ones), which the restore
+// takes in as present pages (hotpages.go). What it has not taken, the
+// relay gives the daemon when asked.
 //
 // The daemon's asks are answered in the order it sent them (it reads
 // answers in that order), each from the pages here, waiting for the page
 // server where a page is still on its way or was never asked for. An
 // answer may hold fewer pages than asked for, as the page server's own
 // may: the daemon asks again for the rest. So no ask to the page server is
-// ever longer than askPages, and a fault waits behind at most a few of
-// them. Every page is asked of the page server once.
+// longer than askPages: a fault waits behind at most one of the daemon's
+// background asks (and, until the hot plan is in, behind the hot plan).
+// Every page is asked of the page server once.
 //
 // The protocol (CRIU 4.2, seen on the wire): every message starts with a
 // 32-byte header, little-endian: u32 command, 4 bytes of padding, u64
@@ -106,14 +104,9 @@ func lazyRuns(imagesDir string) (*lazyPlan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: not a pagemap image of one process: %w", name, err)
 	}
-	f, err := os.Open(maps[0])
+	img, err := decodePagemap(maps[0])
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	img, err := crit.New(f, nil, "", false, true).Decode(&pagemap.PagemapEntry{})
-	if err != nil {
-		return nil, fmt.Errorf("%s is damaged: %w", name, err)
 	}
 	plan := &lazyPlan{dst: dst}
 	for _, e := range img.Entries {
@@ -162,7 +155,7 @@ type pageRelay struct {
 	stopOnce sync.Once
 
 	mu     sync.Mutex           // guards what follows
-	cond   *sync.Cond           // signalled when a page arrives, room frees or the relay stops
+	cond   *sync.Cond           // signalled when pages arrive, the hot wait ends or the relay stops
 	state  map[uint64]pageState // of every page asked of the page server
 	here   map[uint64][]byte    // pages come back and not yet given to the daemon
 	hot    []lazyRun            // the hot plan
