@@ -32,8 +32,7 @@ type predial struct {
 // another checkpoint of the workload replaces. It does nothing when this
 // node cannot restore lazily, or is fenced or closed.
 func (s *Supervisor) PredialPages(spec fsm.WorkloadSpec, rec fsm.CheckpointRecord) {
-	lz, ok := s.modes[spec.Checkpoint.Mode].(LazyCheckpointer)
-	if !ok || !lz.LazyPages() || rec.LazyFrom == "" {
+	if _, ok := s.lazyRestorer(spec, rec); !ok {
 		return
 	}
 	s.mu.Lock()
@@ -64,14 +63,8 @@ func (s *Supervisor) runPredial(id string, rec fsm.CheckpointRecord, d *predial)
 	d.conn, d.err = s.cluster.Pages(ctx, rec.LazyFrom, id, rec.Seq)
 	cancel()
 	close(d.done)
-	t := time.NewTimer(s.cfg.PrestartTTL)
-	defer t.Stop()
-	select {
-	case <-d.taken:
+	if s.heldFor(d.taken, d.drop) {
 		return
-	case <-d.drop:
-	case <-t.C:
-	case <-s.quit:
 	}
 	if s.takePredial(id, d.seq) != d && !isClosed(d.drop) {
 		return // taken meanwhile

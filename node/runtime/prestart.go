@@ -40,8 +40,8 @@ type prestart struct {
 // nothing when this node cannot restore lazily, runs the workload
 // already, or is fenced or closed.
 func (s *Supervisor) PrestartLazy(spec fsm.WorkloadSpec, rec fsm.CheckpointRecord) {
-	lz, ok := s.modes[spec.Checkpoint.Mode].(LazyCheckpointer)
-	if !ok || !lz.LazyPages() || rec.LazyFrom == "" {
+	lz, ok := s.lazyRestorer(spec, rec)
+	if !ok {
 		return
 	}
 	s.mu.Lock()
@@ -68,6 +68,29 @@ func (s *Supervisor) PrestartLazy(spec fsm.WorkloadSpec, rec fsm.CheckpointRecor
 	}()
 }
 
+// heldFor waits until taken is closed (true), or drop is, or
+// Config.PrestartTTL passes, or the supervisor closes (false): how long
+// what is prepared ahead of a grant is kept for it.
+func (s *Supervisor) heldFor(taken, drop <-chan struct{}) bool {
+	t := time.NewTimer(s.cfg.PrestartTTL)
+	defer t.Stop()
+	select {
+	case <-taken:
+		return true
+	case <-drop:
+	case <-t.C:
+	case <-s.quit:
+	}
+	return false
+}
+
+// lazyRestorer is the checkpointer that restores lazy checkpoint rec of
+// spec here; false when this node cannot.
+func (s *Supervisor) lazyRestorer(spec fsm.WorkloadSpec, rec fsm.CheckpointRecord) (LazyCheckpointer, bool) {
+	lz, ok := s.modes[spec.Checkpoint.Mode].(LazyCheckpointer)
+	return lz, ok && lz.LazyPages() && rec.LazyFrom != ""
+}
+
 // runPrestart restores p stopped and keeps it until it is claimed, or
 // kills it.
 func (s *Supervisor) runPrestart(lz LazyCheckpointer, spec fsm.WorkloadSpec, p *prestart) {
@@ -79,14 +102,8 @@ func (s *Supervisor) runPrestart(lz LazyCheckpointer, spec fsm.WorkloadSpec, p *
 		s.forgetPrestart(spec.ID, p)
 		return
 	}
-	t := time.NewTimer(s.cfg.PrestartTTL)
-	defer t.Stop()
-	select {
-	case <-p.claimed:
+	if s.heldFor(p.claimed, p.drop) {
 		return
-	case <-p.drop:
-	case <-t.C:
-	case <-s.quit:
 	}
 	if !s.forgetPrestart(spec.ID, p) {
 		select {
