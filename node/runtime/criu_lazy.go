@@ -180,6 +180,9 @@ func (r *LazyRestore) takeHot(from string) error {
 	if err := writeHotImages(from, r.work, *r.plan, hot); err != nil {
 		return fmt.Errorf("%w: writing the hot pages into %s: %w", ErrRestore, r.work, err)
 	}
+	if err := checkPages(r.work); err != nil { // a short pages image hangs CRIU's restorer
+		return fmt.Errorf("%w: the hot pages written into %s: %w", ErrRestore, r.work, err)
+	}
 	for _, h := range hot {
 		r.hot += int(h.pages())
 	}
