@@ -18,12 +18,13 @@ import (
 
 // Hot pages: a lazy restore does not start from the checkpoint's images
 // as they came, but from a working copy in which the runs of pages the
-// relay has fetched whole by then (the smallest runs: see pagerelay.go)
-// are present, their pages in the pages image. CRIU maps those in during
-// the restore like any checkpoint's pages, so the resumed process never
-// faults on them; the daemon fetches only the runs still lazy. The
-// relay's prefetch runs while the lazy-pages daemon and criu swrk start,
-// so this costs the restore only the writing of a few MiB.
+// relay has fetched whole by then (its hot plan, the small extents: see
+// pagerelay.go) are present, their pages in the pages image. CRIU maps
+// those in during the restore like any checkpoint's pages, so the resumed
+// process never faults on them; the daemon fetches only the runs still
+// lazy. The relay fetches while the lazy-pages daemon and criu swrk
+// start; the restore then waits for the rest of the hot plan at most
+// hotPagesWait, and writes a few MiB.
 
 // hotPagesMax bounds the pages a restore takes in as hot: they are
 // written to disk and read back on its critical path.
