@@ -118,7 +118,6 @@ type LazyRestore struct {
 	plan  *lazyPlan  // what the relay may fetch ahead (pagerelay.go); nil: it only copies
 	stats RelayStats // set when the relay has ended
 	work  string     // the working copy of the images (hotpages.go), if any
-	hot   int        // pages the restore took in as hot
 
 	relayUp chan *pageRelay // the relay once it has dialed (nil: it could not)
 
@@ -159,11 +158,12 @@ func (r *LazyRestore) workImages(w Workload, from string) (string, error) {
 }
 
 // takeHot writes the runs the relay has fetched whole by now into the
-// working copy of the images as present (hotpages.go). A relay that has
-// not dialed yet has fetched nothing: the restore is all lazy then.
-func (r *LazyRestore) takeHot(from string) error {
+// working copy of the images as present (hotpages.go), and returns how
+// many pages it wrote. A relay that has not dialed yet has fetched
+// nothing: the restore is all lazy then.
+func (r *LazyRestore) takeHot(from string) (int, error) {
 	if r.work == "" {
-		return nil
+		return 0, nil
 	}
 	var rel *pageRelay
 	select {
@@ -171,22 +171,23 @@ func (r *LazyRestore) takeHot(from string) error {
 	default:
 	}
 	if rel == nil {
-		return nil
+		return 0, nil
 	}
 	hot := rel.takeHot(hotPagesWait)
 	if len(hot) == 0 {
-		return nil
+		return 0, nil
 	}
 	if err := writeHotImages(from, r.work, *r.plan, hot); err != nil {
-		return fmt.Errorf("%w: writing the hot pages into %s: %w", ErrRestore, r.work, err)
+		return 0, fmt.Errorf("%w: writing the hot pages into %s: %w", ErrRestore, r.work, err)
 	}
 	if err := checkPages(r.work); err != nil { // a short pages image hangs CRIU's restorer
-		return fmt.Errorf("%w: the hot pages written into %s: %w", ErrRestore, r.work, err)
+		return 0, fmt.Errorf("%w: the hot pages written into %s: %w", ErrRestore, r.work, err)
 	}
+	n := 0
 	for _, h := range hot {
-		r.hot += int(h.pages())
+		n += int(h.pages())
 	}
-	return nil
+	return n, nil
 }
 
 // Relayed is what the page relay did, once it has ended (Close).
@@ -291,8 +292,9 @@ func (c *CRIU) StartLazy(ctx context.Context, w Workload, from string, pages Pag
 	} else {
 		err = fmt.Errorf("%w: workload %s: starting criu swrk: %w", ErrRestore, w.Spec.ID, err)
 	}
+	hot := 0
 	if err == nil {
-		err = r.takeHot(from)
+		hot, err = r.takeHot(from)
 	}
 	if err != nil {
 		r.Close()
@@ -311,7 +313,7 @@ func (c *CRIU) StartLazy(ctx context.Context, w Workload, from string, pages Pag
 		return nil, nil, criuError(ErrRestore, w, "lazy restore from "+from, err, oplog)
 	}
 	c.log.Info("criu restored lazily", "workload", w.Spec.ID, "epoch", w.Epoch, "pid", nfy.pid, "stopped", stopped,
-		"from", from, "hot_pages", r.hot, "daemon", start.Sub(begin), "took", time.Since(start), "log", oplog.Path())
+		"from", from, "hot_pages", hot, "daemon", start.Sub(begin), "took", time.Since(start), "log", oplog.Path())
 	proc, err := os.FindProcess(nfy.pid)
 	if err != nil {
 		nfy.killRestored()

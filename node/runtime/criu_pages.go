@@ -37,21 +37,16 @@ func checkPages(imagesDir string) error {
 
 // checkPagemap checks one task's pagemap against its pages file.
 func checkPagemap(imagesDir, path string) error {
-	f, err := os.Open(path)
+	img, err := decodePagemap(path)
 	if err != nil {
 		return err
-	}
-	defer f.Close()
-	img, err := crit.New(f, nil, "", false, true).Decode(&pagemap.PagemapEntry{})
-	if err != nil {
-		return fmt.Errorf("%s is damaged: %w", filepath.Base(path), err)
 	}
 	if img.Magic != "PAGEMAP" || len(img.Entries) == 0 {
 		return nil // a shared-memory pagemap: other layout, not checked here
 	}
-	head, ok := img.Entries[0].Message.(*pagemap.PagemapHead)
-	if !ok {
-		return fmt.Errorf("%s has no pagemap head", filepath.Base(path))
+	head, err := pagemapHead(img, path)
+	if err != nil {
+		return err
 	}
 	var want int64
 	for _, e := range img.Entries[1:] {
@@ -69,6 +64,30 @@ func checkPagemap(imagesDir, path string) error {
 			filepath.Base(pages), st.Size(), filepath.Base(path), want)
 	}
 	return nil
+}
+
+// decodePagemap reads the pagemap image at path.
+func decodePagemap(path string) (*crit.CriuImage, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	img, err := crit.New(f, nil, "", false, true).Decode(&pagemap.PagemapEntry{})
+	if err != nil {
+		return nil, fmt.Errorf("%s is damaged: %w", filepath.Base(path), err)
+	}
+	return img, nil
+}
+
+// pagemapHead is the head of the pagemap image img, read from path.
+func pagemapHead(img *crit.CriuImage, path string) (*pagemap.PagemapHead, error) {
+	if len(img.Entries) > 0 {
+		if head, ok := img.Entries[0].Message.(*pagemap.PagemapHead); ok {
+			return head, nil
+		}
+	}
+	return nil, fmt.Errorf("%s has no pagemap head", filepath.Base(path))
 }
 
 // inPagesFile reports whether the entry's pages are in this image's pages

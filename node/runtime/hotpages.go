@@ -11,7 +11,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/checkpoint-restore/go-criu/v7/crit"
 	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
 	"google.golang.org/protobuf/proto"
 )
@@ -54,9 +53,9 @@ func writeHotImages(from, work string, plan lazyPlan, hot []hotRun) error {
 	if err != nil {
 		return err
 	}
-	head, ok := img.Entries[0].Message.(*pagemap.PagemapHead)
-	if !ok {
-		return fmt.Errorf("%s has no pagemap head", mapName)
+	head, err := pagemapHead(img, mapName)
+	if err != nil {
+		return err
 	}
 	pagesName := fmt.Sprintf("pages-%d.img", head.GetPagesId())
 	oldPages, err := os.Open(filepath.Join(from, pagesName))
@@ -121,22 +120,6 @@ func hotEntry(m proto.Message, oldPages io.Reader, newPages io.Writer, hot []hot
 	}
 	pe.Flags = proto.Uint32(pe.GetFlags()&^pageLazy | pagePresent)
 	return nil
-}
-
-func decodePagemap(path string) (*crit.CriuImage, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	img, err := crit.New(f, nil, "", false, true).Decode(&pagemap.PagemapEntry{})
-	if err != nil {
-		return nil, fmt.Errorf("%s is damaged: %w", filepath.Base(path), err)
-	}
-	if len(img.Entries) == 0 {
-		return nil, fmt.Errorf("%s is empty", filepath.Base(path))
-	}
-	return img, nil
 }
 
 // linkImages makes the empty directory work a copy of the images in
