@@ -228,7 +228,8 @@ func TestLazyMigrateBetweenHostsInNamespaces(t *testing.T) {
 	if n := countProcs(t, counter); n != 1 {
 		t.Fatalf("%d counter processes run after the lazy move, want 1: the old holder's frozen one must end", n)
 	}
-	// The target restored on receipt and only resumed at the grant.
+	// The target dialed the page relay when it accepted the offer,
+	// restored on receipt and only resumed at the grant.
 	for _, a := range agents {
 		if a.Name != to {
 			continue
@@ -236,6 +237,9 @@ func TestLazyMigrateBetweenHostsInNamespaces(t *testing.T) {
 		b, err := os.ReadFile(filepath.Join(a.dir, "agent.log"))
 		if err != nil || !strings.Contains(string(b), "resumed the lazy restore prepared before the grant") {
 			t.Fatalf("%s did not resume a restore prepared before the grant (%v): it restored after it", to, err)
+		}
+		if !strings.Contains(string(b), "the lazy restore takes the page relay dialed at the offer") {
+			t.Fatalf("%s's restore dialed the page relay itself, not at the offer", to)
 		}
 	}
 }

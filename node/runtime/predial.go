@@ -107,6 +107,7 @@ func (s *Supervisor) pagesOf(id string, rec fsm.CheckpointRecord) PageDialer {
 			close(d.taken)
 			<-d.done
 			if d.err == nil {
+				s.log.Info("the lazy restore takes the page relay dialed at the offer", "workload", id, "seq", rec.Seq)
 				return d.conn, nil
 			}
 			s.log.Warn("the page relay dialed ahead failed; dialing again", "workload", id, "seq", rec.Seq, "err", d.err)
