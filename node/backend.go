@@ -5,13 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"sort"
 
 	"github.com/lifeboat/lifeboat/fsm"
 	"github.com/lifeboat/lifeboat/gossip"
 	"github.com/lifeboat/lifeboat/node/api"
+	"github.com/lifeboat/lifeboat/node/runtime"
 )
 
 var _ api.Backend = (*Node)(nil)
@@ -20,13 +19,13 @@ var _ api.Backend = (*Node)(nil)
 // the replicated node records (leases, doom, drain) and the Raft
 // configuration (roles).
 func (n *Node) Status(ctx context.Context) (api.Status, error) {
-	members := n.members()
+	members := n.dir.members()
 	records := map[string]fsm.Node{}
-	for _, rec := range n.view().Nodes() {
+	for _, rec := range n.rep.view().Nodes() {
 		records[rec.Name] = rec
 	}
-	servers := n.servers()
-	leader := n.leaderName()
+	servers := n.rep.servers()
+	leader := n.rep.leaderName()
 	names := map[string]bool{}
 	for name := range members {
 		names[name] = true
@@ -39,7 +38,7 @@ func (n *Node) Status(ctx context.Context) (api.Status, error) {
 		m, inGossip := members[name]
 		rec, inFSM := records[name]
 		v := memberView(name, m, inGossip, rec, inFSM)
-		v.Role = n.roleOf(name, servers)
+		v.Role = roleOf(name, servers)
 		v.Leader = name == leader && leader != ""
 		st.Members = append(st.Members, v)
 	}
@@ -87,7 +86,7 @@ func combinedState(g gossip.MemberState, inGossip bool, rec fsm.NodeState, inFSM
 // Workloads lists every workload from this node's replica.
 func (n *Node) Workloads(ctx context.Context) ([]api.Workload, error) {
 	out := []api.Workload{}
-	for _, w := range n.view().Workloads() {
+	for _, w := range n.rep.view().Workloads() {
 		out = append(out, api.WorkloadFrom(w))
 	}
 	return out, nil
@@ -95,7 +94,7 @@ func (n *Node) Workloads(ctx context.Context) ([]api.Workload, error) {
 
 // Workload shows one workload.
 func (n *Node) Workload(ctx context.Context, id string) (api.Workload, error) {
-	w, ok := n.view().Workload(id)
+	w, ok := n.rep.view().Workload(id)
 	if !ok {
 		return api.Workload{}, fmt.Errorf("%w: no workload %q", fsm.ErrNotFound, id)
 	}
@@ -108,7 +107,7 @@ func (n *Node) Submit(ctx context.Context, spec fsm.WorkloadSpec) (api.Workload,
 	if err := spec.Validate(); err != nil {
 		return api.Workload{}, err
 	}
-	if _, _, err := n.apply(ctx, fsm.WorkloadSubmit{Spec: spec, At: n.now()}); err != nil {
+	if _, _, err := n.prop.apply(ctx, fsm.WorkloadSubmit{Spec: spec, At: n.now()}); err != nil {
 		return api.Workload{}, err
 	}
 	return api.WorkloadFrom(fsm.Workload{Spec: spec, Assignment: fsm.Assignment{State: fsm.WorkloadPending}}), nil
@@ -116,13 +115,13 @@ func (n *Node) Submit(ctx context.Context, spec fsm.WorkloadSpec) (api.Workload,
 
 // Remove deletes a workload.
 func (n *Node) Remove(ctx context.Context, id string) error {
-	_, _, err := n.apply(ctx, fsm.WorkloadRemove{Workload: id})
+	_, _, err := n.prop.apply(ctx, fsm.WorkloadRemove{Workload: id})
 	return err
 }
 
 // AppendResult appends to a workload's fenced results log.
 func (n *Node) AppendResult(ctx context.Context, id string, epoch uint64, value string) (fsm.Result, error) {
-	_, val, err := n.apply(ctx, fsm.ResultAppend{Workload: id, Epoch: epoch, Value: value, At: n.now()})
+	_, val, err := n.prop.apply(ctx, fsm.ResultAppend{Workload: id, Epoch: epoch, Value: value, At: n.now()})
 	if err != nil {
 		return fsm.Result{}, err
 	}
@@ -137,41 +136,23 @@ func (n *Node) AppendResult(ctx context.Context, id string, epoch uint64, value 
 // leader, after a barrier (every entry committed before the read is
 // applied, and the leader still leads), or forwarded to it.
 func (n *Node) Results(ctx context.Context, id string) ([]fsm.Result, error) {
-	if n.isLeader() {
+	if n.rep.isLeader() {
 		return n.resultsLocal(id)
 	}
-	leader := n.httpAddrOf(n.leaderName())
+	leader := n.dir.httpAddrOf(n.rep.leaderName())
 	if leader == "" {
 		return nil, fmt.Errorf("%w: the cluster has no leader yet; retry shortly", api.ErrNoLeader)
 	}
 	var out []fsm.Result
-	err := n.peerCall(ctx, leader, "/v1/internal/results", []byte(id), &out)
+	err := n.calls.post(ctx, leader, "/v1/internal/results", []byte(id), &out)
 	return out, err
 }
 
-func (n *Node) serveResults(w http.ResponseWriter, r *http.Request) {
-	id, err := io.ReadAll(io.LimitReader(r.Body, 256))
-	if err != nil {
-		api.WriteError(w, fmt.Errorf("%w: %v", api.ErrBadRequest, err))
-		return
-	}
-	if !n.isLeader() {
-		api.WriteError(w, fmt.Errorf("%w: %s does not lead", api.ErrNoLeader, n.cfg.Name))
-		return
-	}
-	res, err := n.resultsLocal(string(id))
-	if err != nil {
-		api.WriteError(w, err)
-		return
-	}
-	writeJSON(w, res)
-}
-
 func (n *Node) resultsLocal(id string) ([]fsm.Result, error) {
-	if err := n.raft.Barrier(n.cfg.ForwardTimeout).Error(); err != nil {
+	if err := n.rep.raft.Barrier(n.cfg.ForwardTimeout).Error(); err != nil {
 		return nil, fmt.Errorf("%w: %v", api.ErrNoLeader, err)
 	}
-	w, ok := n.machine.Workload(id)
+	w, ok := n.rep.machine.Workload(id)
 	if !ok {
 		return nil, fmt.Errorf("%w: no workload %q", fsm.ErrNotFound, id)
 	}
@@ -180,7 +161,7 @@ func (n *Node) resultsLocal(id string) ([]fsm.Result, error) {
 
 // Migrations lists the migration records.
 func (n *Node) Migrations(ctx context.Context) ([]fsm.Migration, error) {
-	ms := n.view().Migrations()
+	ms := n.rep.view().Migrations()
 	if ms == nil {
 		ms = []fsm.Migration{}
 	}
@@ -193,18 +174,52 @@ var ErrNotReady = errors.New("not ready")
 // Ready says whether this peer should take traffic: it knows a leader, the
 // cluster has recorded it, and it is neither doomed nor draining.
 func (n *Node) Ready() error {
-	if n.leaderName() == "" {
+	if n.rep.leaderName() == "" {
 		return fmt.Errorf("%w: no leader known", ErrNotReady)
 	}
-	rec, ok := n.view().Node(n.cfg.Name)
+	rec, ok := n.rep.view().Node(n.cfg.Name)
 	if !ok {
 		return fmt.Errorf("%w: not yet recorded by the cluster", ErrNotReady)
 	}
 	if rec.State != fsm.NodeAlive {
 		return fmt.Errorf("%w: this peer is %s", ErrNotReady, rec.State)
 	}
-	if n.doomed() { // at once, before Raft records the notice
+	if n.fence.doomed() { // at once, before Raft records the notice
 		return fmt.Errorf("%w: this peer got a termination notice", ErrNotReady)
 	}
 	return nil
+}
+
+// Migrate moves a workload to node to: on the holder, the final
+// checkpoint (the process stops), the transfer of what to lacks, the
+// commit, the grant of the next epoch to to, which restores it. It returns
+// once to reports the workload running (or failed).
+func (n *Node) Migrate(ctx context.Context, id, to string) (api.ActionResult, error) {
+	return n.moves.migrateVia(ctx, migrateRequest{ID: id, To: to, Reason: "manual"})
+}
+
+// Checkpoint takes a checkpoint of a workload now, on its holder.
+func (n *Node) Checkpoint(ctx context.Context, id string) (api.ActionResult, error) {
+	var res runtime.Result
+	err := n.moves.onHolder(ctx, id, "/v1/internal/checkpoint", []byte(id), &res, func() error {
+		var err error
+		res, err = localSup(n.sup, func(sup *runtime.Supervisor) (runtime.Result, error) { return sup.Checkpoint(ctx, id) })
+		return err
+	})
+	return actionResult(res), err
+}
+
+// Restart restarts a workload on its holder, from its latest committed
+// checkpoint when fromCheckpoint.
+func (n *Node) Restart(ctx context.Context, id string, fromCheckpoint bool) (api.ActionResult, error) {
+	var res runtime.Result
+	body, _ := json.Marshal(restartRequest{ID: id, FromCheckpoint: fromCheckpoint})
+	err := n.moves.onHolder(ctx, id, "/v1/internal/restart", body, &res, func() error {
+		var err error
+		res, err = localSup(n.sup, func(sup *runtime.Supervisor) (runtime.Result, error) {
+			return sup.Restart(ctx, id, fromCheckpoint)
+		})
+		return err
+	})
+	return actionResult(res), err
 }

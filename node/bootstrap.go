@@ -2,8 +2,11 @@ package node
 
 import (
 	"context"
+
 	"slices"
 	"time"
+
+	"github.com/lifeboat/lifeboat/internal/wait"
 
 	"github.com/hashicorp/raft"
 
@@ -34,8 +37,8 @@ func (n *Node) bootstrapLoop(ctx context.Context) {
 	}
 	var view []string
 	var since time.Time
-	for sleep(ctx, 100*time.Millisecond) {
-		if s, ok := n.localServers(); ok && len(s) > 0 {
+	for wait.Sleep(ctx, 100*time.Millisecond) {
+		if s, ok := n.rep.localServers(); ok && len(s) > 0 {
 			return // added to a cluster by its leader
 		}
 		alive, clusterSeen := n.bootstrapView()

@@ -1,9 +1,7 @@
 package node
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -46,12 +44,13 @@ type clockAnswer struct {
 // near enough that recorded times stay readable.
 const maxClockJump = 24 * time.Hour
 
-// serveClock steps the test clock (registered only with
+// clock steps the test clock (registered only with
 // Config.UnsafeClockControl).
-func (n *Node) serveClock(w http.ResponseWriter, r *http.Request) {
+func (h peerHandler) clock(w http.ResponseWriter, r *http.Request) {
+	n := h.n
 	var req clockRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1024)).Decode(&req); err != nil {
-		api.WriteError(w, fmt.Errorf("%w: clock: %v", api.ErrBadRequest, err))
+	if err := decodeJSON(r, 1024, "clock", &req); err != nil {
+		api.WriteError(w, err)
 		return
 	}
 	d, err := time.ParseDuration(req.Offset)

@@ -33,7 +33,7 @@ func TestWallClockStepsDoNotMoveLeases(t *testing.T) {
 	tc.node(leader).testClock.offset.Store(int64(time.Hour))
 	for range 4 * int(tc.cfgs[leader].LeaseTTL/(100*time.Millisecond)) {
 		time.Sleep(100 * time.Millisecond)
-		for _, rec := range tc.node(leader).machine.Nodes() {
+		for _, rec := range tc.node(leader).rep.machine.Nodes() {
 			if rec.State == fsm.NodeLost {
 				t.Fatalf("%s marked lost after the leader's clock stepped forward", rec.Name)
 			}
@@ -50,8 +50,8 @@ func TestWallClockStepsDoNotMoveLeases(t *testing.T) {
 	tc.node("a1").testClock.offset.Store(int64(-time.Hour))
 	tc.isolate("a1")
 	regrant := waitRegranted(t, tc, standby).Phases[0].At
-	fenced := tc.node("a1").FencedSince().Add(time.Hour) // back on the true wall clock
-	if tc.node("a1").FencedSince().IsZero() || !fenced.Before(regrant) {
+	fenced := tc.node("a1").fence.since().Add(time.Hour) // back on the true wall clock
+	if tc.node("a1").fence.since().IsZero() || !fenced.Before(regrant) {
 		t.Fatalf("a1 fenced at %v (true time), re-granted at %v: the fence must come first", fenced, regrant)
 	}
 	t.Logf("with its wall clock an hour behind, a1 froze its workload %v before the re-grant", regrant.Sub(fenced).Round(time.Millisecond))
@@ -77,7 +77,7 @@ func TestServeClockRejectsBadOffsets(t *testing.T) {
 		`not json`:           http.StatusBadRequest,
 	} {
 		rec := httptest.NewRecorder()
-		n.serveClock(rec, httptest.NewRequest(http.MethodPost, "/v1/internal/clock", strings.NewReader(body)))
+		peerHandler{n}.clock(rec, httptest.NewRequest(http.MethodPost, "/v1/internal/clock", strings.NewReader(body)))
 		if rec.Code != want {
 			t.Errorf("%s: status %d, want %d (%s)", body, rec.Code, want, rec.Body)
 		}
@@ -96,11 +96,11 @@ func TestBootAfterDoomDeadlineIsAlive(t *testing.T) {
 	ctx := context.Background()
 	eventually(t, 20*time.Second, "formed", func() error { return shape(tc.status("a1"), 3, 3, 0) })
 	deadline := time.Now().Add(300 * time.Millisecond)
-	if _, _, err := tc.node("a1").apply(ctx, fsm.NodeStateChange{Node: "c1", State: fsm.NodeDoomed, Deadline: deadline, At: time.Now()}); err != nil {
+	if _, _, err := tc.node("a1").prop.apply(ctx, fsm.NodeStateChange{Node: "c1", State: fsm.NodeDoomed, Deadline: deadline, At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	state := func(name string) fsm.NodeState {
-		rec, _ := tc.node("a1").view().Node(name)
+		rec, _ := tc.node("a1").rep.view().Node(name)
 		return rec.State
 	}
 	time.Sleep(time.Until(deadline))

@@ -58,7 +58,7 @@ func TestElectionAndAutopilot(t *testing.T) {
 		if err := shape(st, 5, 3, 2); err != nil {
 			return err
 		}
-		if !n.inRaft() {
+		if !n.rep.inRaft() {
 			return errors.New("restarted peer is not in Raft")
 		}
 		return nil
@@ -72,7 +72,7 @@ func TestLeaseExpiryAndReturn(t *testing.T) {
 	tc := newTestCluster(t, 0, peerSpec{"a1", "a"}, peerSpec{"b1", "b"}, peerSpec{"c1", "c"}, peerSpec{"m1", "a"})
 	eventually(t, 20*time.Second, "formed", func() error { return shape(tc.status("a1"), 4, 3, 0) })
 	rec := func(name string) fsm.Node {
-		r, _ := tc.node(tc.status("a1").Leader).machine.Node(name)
+		r, _ := tc.node(tc.status("a1").Leader).rep.machine.Node(name)
 		return r
 	}
 	eventually(t, 5*time.Second, "m1 renews", func() error {
@@ -92,7 +92,7 @@ func TestLeaseExpiryAndReturn(t *testing.T) {
 	if d := time.Since(cut); d < tc.cfgs["m1"].LeaseTTL/2 {
 		t.Fatalf("m1 marked lost after %v, before its lease could lapse", d)
 	}
-	if v := tc.node("m1").LeaseValidUntil(); v.IsZero() || v.After(rec("m1").LeaseExpiry) {
+	if v := leaseValidWall(tc.node("m1")); v.IsZero() || v.After(rec("m1").LeaseExpiry) {
 		t.Fatalf("m1's own lease view %v must end no later than the leader's %v", v, rec("m1").LeaseExpiry)
 	}
 	tc.net.Heal()
@@ -111,7 +111,7 @@ func TestMemberForwardsAndMirrors(t *testing.T) {
 	tc := newTestCluster(t, 0, peerSpec{"a1", "a"}, peerSpec{"b1", "b"}, peerSpec{"c1", "c"}, peerSpec{"m1", "a"})
 	eventually(t, 20*time.Second, "formed", func() error { return shape(tc.status("m1"), 4, 3, 0) })
 	m := tc.node("m1")
-	if m.inRaft() {
+	if m.rep.inRaft() {
 		t.Fatal("m1 should be a plain member with --spares 0")
 	}
 	ctx := context.Background()

@@ -3,10 +3,15 @@ package node
 import (
 	"errors"
 	"fmt"
-	"github.com/lifeboat/lifeboat/internal/monotime"
 	"log/slog"
 	"net"
+	"net/http"
 	"time"
+
+	"github.com/lifeboat/lifeboat/internal/monotime"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
 
 	"github.com/lifeboat/lifeboat/fsm"
 	"github.com/lifeboat/lifeboat/node/runtime"
@@ -148,8 +153,27 @@ type Config struct {
 	// clock (the fence keeper reads monotime.Now).
 	Mono func() monotime.Instant
 	// Net replaces the real transports (Raft, gossip, peer RPC) with an
-	// in-memory twin; nil means real sockets.
-	Net *MemNet
+	// in-memory twin (node/internal/memnet); nil means real sockets.
+	Net Network
+}
+
+// Network replaces the real transports of a peer with an in-memory twin,
+// for tests that run many peers in one process. Node calls it from Start
+// and Close only.
+type Network interface {
+	// RaftTransport registers and returns the Raft transport of addr.
+	RaftTransport(addr string) raft.Transport
+	// RaftStores returns the node's Raft stores, kept across restarts.
+	RaftStores(name string) (raft.LogStore, raft.StableStore, raft.SnapshotStore)
+	// GossipTransport registers and returns the gossip transport of addr.
+	GossipTransport(addr string) memberlist.NodeAwareTransport
+	// ServeHTTP registers the admin API handler of addr.
+	ServeHTTP(addr string, h http.Handler)
+	// RoundTripper carries peer calls sent from host from; an unreachable
+	// peer fails as a dial does (*net.OpError with Op "dial").
+	RoundTripper(from string) http.RoundTripper
+	// HostDown marks the host at ip gone.
+	HostDown(ip string)
 }
 
 // DefaultConfig returns the production defaults of the DESIGN.

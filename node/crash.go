@@ -1,6 +1,7 @@
 package node
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,16 +23,24 @@ const (
 // CrashPoints lists the boundaries a crash-at file may name.
 var CrashPoints = []string{crashPrepared, crashShipped, crashCommitted, crashGranted}
 
-func (n *Node) crashPoint(name string) {
-	if !n.cfg.UnsafeCrashPoints {
+// crashPoints kills the agent at a named boundary when enabled and
+// DATA_DIR/crash-at names it.
+type crashPoints struct {
+	enabled bool
+	dataDir string
+	log     *slog.Logger
+}
+
+func (c crashPoints) at(name string) {
+	if !c.enabled {
 		return
 	}
-	path := filepath.Join(n.cfg.DataDir, "crash-at")
+	path := filepath.Join(c.dataDir, "crash-at")
 	b, err := os.ReadFile(path)
 	if err != nil || strings.TrimSpace(string(b)) != name {
 		return
 	}
 	_ = os.Remove(path)
-	n.log.Warn("crash point reached: the agent kills itself", "point", name)
+	c.log.Warn("crash point reached: the agent kills itself", "point", name)
 	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 }

@@ -58,7 +58,7 @@ var priorityRank = map[string]int{fsm.PriorityCritical: 0, fsm.PriorityHigh: 1, 
 
 // evacuate starts the moves off doomed and draining nodes that are due.
 func (n *Node) evacuate(ctx context.Context) {
-	v := n.machine
+	v := n.rep.machine
 	leaving := map[string]fsm.Node{}
 	for _, rec := range v.Nodes() {
 		if rec.State == fsm.NodeDoomed || rec.State == fsm.NodeDraining {

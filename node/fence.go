@@ -2,32 +2,62 @@ package node
 
 import (
 	"context"
-	"fmt"
-	"slices"
+	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/lifeboat/lifeboat/fsm"
-	"github.com/lifeboat/lifeboat/placement"
+	"github.com/lifeboat/lifeboat/internal/monotime"
+	"github.com/lifeboat/lifeboat/node/runtime"
 )
 
 // Fencing and silent loss. A holder's own view of its lease ends at
-// LeaseValidUntil: the send time of its last acknowledged renewal plus
+// leases.validUntil: the send time of its last acknowledged renewal plus
 // TTL·(1−ρ). The leader marks the node lost once the lease it recorded
 // (renewal time + TTL) lapses, and re-grants the node's workloads only
-// TTL·ρ + lock-delay after that. So an isolated holder has frozen its
-// workloads (fenceLoop) before any other node may start them.
+// TTL·ρ + lock-delay after that (recover.go). So an isolated holder has
+// frozen its workloads (fence.loop) before any other node may start them.
 
 // fenceInterval is how often a node checks its own lease.
 const fenceInterval = 50 * time.Millisecond
 
-// fenceLoop freezes this node's workloads when its lease runs out and
-// thaws them once a renewal succeeds again; by then the replica says
-// whether they are still granted here, and the supervisor stops those
-// that are not.
-func (n *Node) fenceLoop(ctx context.Context) {
+// fence is the holder's side of fencing and doom: it freezes this node's
+// workloads when its own lease runs out and thaws them once a renewal
+// succeeds again, and it remembers the termination notice this host got.
+type fence struct {
+	name      string
+	disabled  bool      // Config.UnsafeNoFencing
+	startedAt time.Time // when this agent started (wall clock)
+	now       func() time.Time
+	mono      func() monotime.Instant
+	leases    *leases
+	rep       *replica
+	prop      *proposer
+	sync      *syncer
+	sup       *runtime.Supervisor // set by Node.startRuntime, before any loop runs
+	metrics   *metrics
+	log       *slog.Logger
+
+	mu sync.Mutex // guards the fields below
+	// fencedAt is when loop froze the workloads; zero when not fenced.
+	fencedAt time.Time
+	// heldOnce: loop let the workloads run at least once since start.
+	heldOnce bool
+	// doomChecked: held looked for a stale doom once.
+	doomChecked bool
+	// doomedUntil is the deadline of the termination notice this node got;
+	// zero without one.
+	doomedUntil time.Time
+}
+
+// loop freezes this node's workloads when its lease runs out and thaws
+// them once a renewal succeeds again; by then the replica says whether
+// they are still granted here, and the supervisor stops those that are
+// not.
+func (f *fence) loop(ctx context.Context) {
 	t := time.NewTicker(fenceInterval)
 	defer t.Stop()
-	// A node starts fenced (startRuntime): its replica on disk may be
+	// A node starts fenced (Node.startRuntime): its replica on disk may be
 	// stale — a restarted holder whose workloads were re-granted while it
 	// was down must not start them again from it — so nothing runs before
 	// the first renewal and a replica caught up to it.
@@ -38,124 +68,104 @@ func (n *Node) fenceLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		valid := n.leaseValidUntil()
-		expired := valid.IsZero() || n.mono().After(valid)
+		valid := f.leases.validUntil()
+		expired := valid.IsZero() || f.mono().After(valid)
 		switch {
 		case expired && !fenced:
 			fenced = true
-			n.mu.Lock()
-			n.fencedAt = n.now()
-			n.mu.Unlock()
-			n.sup.Fence(true)
-			n.log.Warn("lease ran out: workloads frozen", "frozen", n.sup.Freeze())
-			n.metrics.fences.Inc()
-		case !expired && fenced && !n.leaseCaughtUp():
+			f.freeze()
+		case !expired && fenced && !f.leases.caughtUp():
 			// Renewed, but the replica may not show yet a re-grant the
 			// leader made meanwhile: stay frozen until it has caught up.
 		case !expired && fenced:
 			fenced = false
-			n.mu.Lock()
-			n.fencedAt, n.heldOnce = time.Time{}, true
-			n.mu.Unlock()
-			// Drop what is no longer granted here first, under the
-			// supervisor's lock: Thaw then never touches it, and it dies
-			// frozen.
-			n.syncTo(n.view())
-			if thawed := n.sup.Thaw(); len(thawed) > 0 {
-				n.log.Warn("lease renewed: workloads thawed", "thawed", thawed)
-			} else {
-				n.log.Info("lease held: workloads may run")
-			}
-			n.sup.Fence(false)
+			f.thaw()
 		}
 	}
 }
 
-// FencedSince is when this node froze its workloads for want of a lease;
-// zero while it is not fenced.
-func (n *Node) FencedSince() time.Time {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.fencedAt
+func (f *fence) freeze() {
+	f.mu.Lock()
+	f.fencedAt = f.now()
+	f.mu.Unlock()
+	f.sup.Fence(true)
+	f.log.Warn("lease ran out: workloads frozen", "frozen", f.sup.Freeze())
+	f.metrics.fences.Inc()
 }
 
-// recoverLost re-grants the workloads of nodes that vanished without a
-// notice (their lease lapsed: lost) or left, once the lease bound allows:
-// to a node holding the latest committed checkpoint first, under the next
-// epoch, restored from that checkpoint.
-func (n *Node) recoverLost(ctx context.Context) {
-	v := n.machine
-	now, mono := n.now(), n.mono()
-	slack := time.Duration(float64(n.cfg.LeaseTTL)*n.cfg.DriftBound) + n.cfg.LockDelay
-	if n.cfg.UnsafeNoFencing {
-		slack = 0
+func (f *fence) thaw() {
+	f.mu.Lock()
+	f.fencedAt, f.heldOnce = time.Time{}, true
+	f.mu.Unlock()
+	// Drop what is no longer granted here first, under the supervisor's
+	// lock: Thaw then never touches it, and it dies frozen.
+	f.sync.syncTo(f.rep.view())
+	if thawed := f.sup.Thaw(); len(thawed) > 0 {
+		f.log.Warn("lease renewed: workloads thawed", "thawed", thawed)
+	} else {
+		f.log.Info("lease held: workloads may run")
 	}
-	gone := map[string]fsm.Node{}
-	for _, rec := range v.Nodes() {
-		if rec.State == fsm.NodeLost || rec.State == fsm.NodeLeft {
-			gone[rec.Name] = rec
-		}
+	f.sup.Fence(false)
+}
+
+// since is when this node froze its workloads for want of a lease; zero
+// while it is not fenced.
+func (f *fence) since() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fencedAt
+}
+
+// held is called after every acknowledged lease renewal. The first time
+// the fence has let the workloads run (the replica had caught up to a
+// renewal), it ends a stale doom.
+func (f *fence) held(ctx context.Context) {
+	f.mu.Lock()
+	check := !f.doomChecked && (f.heldOnce || f.disabled)
+	if check {
+		f.doomChecked = true
 	}
-	if len(gone) == 0 {
-		return
-	}
-	nodes := n.placementNodes(v.Workloads())
-	for i := range nodes {
-		if _, ok := gone[nodes[i].Name]; ok {
-			nodes[i].Eligible = false
-		}
-	}
-	for _, w := range v.Workloads() {
-		h, ok := gone[w.Assignment.Holder]
-		if !ok || w.Assignment.Epoch == 0 || w.Assignment.State == fsm.WorkloadStopped {
-			continue
-		}
-		if h.State == fsm.NodeLost && mono.Before(n.leaseEnd(h.Name).Add(slack)) {
-			continue // the lost holder may still think it holds the lease
-		}
-		if n.evac.busy(w.Spec.ID) {
-			continue
-		}
-		target, err := evacuationTarget(w, h, n.evac.withReservations(nodes, w.Spec.ID, now))
-		if err != nil {
-			n.log.Warn("no node can take a lost holder's workload", "workload", w.Spec.ID, "holder", h.Name, "err", err)
-			continue
-		}
-		if !n.evac.claim(w.Spec.ID, move{on: target, need: placement.Resources{MemoryMiB: w.Spec.Resources.MemoryMiB, CPUMillis: w.Spec.Resources.CPUMillis}}) {
-			continue
-		}
-		n.regrant(ctx, w, h.Name, target)
+	f.mu.Unlock()
+	if check {
+		f.endStaleDoom(ctx)
 	}
 }
 
-// regrant gives a lost holder's workload to target and follows it until
-// it runs there, recording the move.
-func (n *Node) regrant(ctx context.Context, w fsm.Workload, from, target string) {
-	id := w.Spec.ID
-	mig := fsm.Migration{ID: migrationID(id, n.now()), Workload: id, From: from, To: target, Reason: "lost", Phase: fsm.PhasePlanned}
-	if _, _, err := n.apply(ctx, fsm.MigrationBegin{Migration: mig, At: n.now()}); err != nil {
-		n.evac.release(id)
-		n.log.Warn("re-grant not recorded", "workload", id, "err", err)
+// endStaleDoom returns this node to alive when the cluster still calls it
+// doomed by a notice whose deadline passed before this agent started: the
+// cloud took the host back and it booted again (a stopped GCP or Azure
+// spot VM restarted with its disk). A notice still standing is seen again
+// by the watcher, which dooms the host anew.
+func (f *fence) endStaleDoom(ctx context.Context) {
+	rec, ok := f.rep.view().Node(f.name)
+	if !ok || rec.State != fsm.NodeDoomed || rec.Deadline.IsZero() || !rec.Deadline.Before(f.startedAt) {
 		return
 	}
-	standbys := slices.DeleteFunc(slices.Clone(w.Assignment.Standbys), func(s string) bool { return s == target || s == from })
-	idx, _, err := n.apply(ctx, fsm.WorkloadGrant{Workload: id, Holder: target, Standbys: standbys, PrevEpoch: w.Assignment.Epoch, At: n.now()})
-	if err != nil {
-		n.evac.release(id)
-		n.applyLogged(ctx, fsm.MigrationPhase{ID: mig.ID, Phase: fsm.PhaseFailed, Error: err.Error(), At: n.now()})
-		return
+	f.log.Info("booted after the deadline of the notice that doomed this host: alive again", "deadline", rec.Deadline)
+	f.prop.applyLogged(ctx, fsm.NodeStateChange{Node: f.name, State: fsm.NodeAlive, At: f.now()})
+}
+
+// doom records this host's termination notice, to be gossiped before Raft
+// hears of it.
+func (f *fence) doom(deadline time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.doomedUntil = deadline
+}
+
+// noticeDeadline is the deadline of this host's own notice; zero without.
+func (f *fence) noticeDeadline() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.doomedUntil
+}
+
+// doomed reports whether this host got a termination notice (its own
+// watcher's, or the cluster's record of one).
+func (f *fence) doomed() bool {
+	if !f.noticeDeadline().IsZero() {
+		return true
 	}
-	n.log.Warn("re-granted a lost holder's workload", "workload", id, "from", from, "to", target, "epoch", idx)
-	n.applyLogged(ctx, fsm.MigrationPhase{ID: mig.ID, Phase: fsm.PhaseRestoring, Epoch: idx, At: n.now()})
-	n.evac.wg.Add(1)
-	go func() {
-		defer n.evac.wg.Done()
-		defer n.evac.release(id)
-		phase := fsm.MigrationPhase{ID: mig.ID, Phase: fsm.PhaseDone, At: n.now()}
-		if err := n.waitRunning(ctx, id, idx); err != nil {
-			phase.Phase, phase.Error = fsm.PhaseFailed, fmt.Sprint(err)
-		}
-		phase.At = n.now()
-		n.applyLogged(context.WithoutCancel(ctx), phase)
-	}()
+	rec, ok := f.rep.view().Node(f.name)
+	return ok && rec.State == fsm.NodeDoomed
 }

@@ -39,7 +39,7 @@ func TestIsolatedHolderFencesBeforeRegrant(t *testing.T) {
 
 	tc.isolate("a1")
 	regranted := waitRegranted(t, tc, standby)
-	fenced := tc.node("a1").FencedSince()
+	fenced := tc.node("a1").fence.since()
 	if fenced.IsZero() || !fenced.Before(regranted.Phases[0].At) {
 		t.Fatalf("a1 fenced at %v, the workload re-granted at %v: the fence must come first", fenced, regranted.Phases[0].At)
 	}
@@ -63,8 +63,8 @@ func TestIsolatedHolderFencesBeforeRegrant(t *testing.T) {
 		return nil
 	})
 	eventually(t, 10*time.Second, "a1 unfenced, without the counter", func() error {
-		if !tc.node("a1").FencedSince().IsZero() || tc.node("a1").sup.PID("counter") != 0 {
-			return fmt.Errorf("fenced since %v, pid %d", tc.node("a1").FencedSince(), tc.node("a1").sup.PID("counter"))
+		if !tc.node("a1").fence.since().IsZero() || tc.node("a1").sup.PID("counter") != 0 {
+			return fmt.Errorf("fenced since %v, pid %d", tc.node("a1").fence.since(), tc.node("a1").sup.PID("counter"))
 		}
 		return nil
 	})

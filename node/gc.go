@@ -2,12 +2,14 @@ package node
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/lifeboat/lifeboat/fsm"
+	"github.com/lifeboat/lifeboat/transfer"
 )
 
 // Checkpoint garbage collection: every node keeps, per workload, the
@@ -17,7 +19,17 @@ import (
 // checkpoint sealed a moment before its Prepare reaches Raft.
 const gcInterval = 5 * time.Second
 
-func (n *Node) gcLoop(ctx context.Context) {
+// collector removes the checkpoints this node need not keep.
+type collector struct {
+	name  string
+	grace time.Duration // Config.CheckpointGCGrace
+	rep   *replica
+	store *transfer.Store // set by Node.startRuntime, before any loop runs
+	now   func() time.Time
+	log   *slog.Logger
+}
+
+func (c *collector) loop(ctx context.Context) {
 	t := time.NewTicker(gcInterval)
 	defer t.Stop()
 	for {
@@ -25,24 +37,24 @@ func (n *Node) gcLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			n.collectCheckpoints(n.cfg.CheckpointGCGrace)
+			c.collect(c.grace)
 		}
 	}
 }
 
 // collectCheckpoints removes the checkpoints this node need not keep that
 // are older than grace.
-func (n *Node) collectCheckpoints(grace time.Duration) {
-	if n.sup == nil || !n.replicaReady() {
+func (c *collector) collect(grace time.Duration) {
+	if c.store == nil || !c.rep.ready() {
 		return // a replica that knows nothing yet must not decide what to delete
 	}
-	store := n.sup.Store()
+	store := c.store
 	entries, err := os.ReadDir(store.Root())
 	if err != nil {
-		n.log.Warn("checkpoint gc: reading the store", "err", err)
+		c.log.Warn("checkpoint gc: reading the store", "err", err)
 		return
 	}
-	v := n.view()
+	v := c.rep.view()
 	for _, e := range entries {
 		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
 			continue
@@ -53,28 +65,27 @@ func (n *Node) collectCheckpoints(grace time.Duration) {
 			continue
 		}
 		w, known := v.Workload(id)
-		for _, c := range list {
-			seq := c.Manifest.Seq
-			if known && n.keepCheckpoint(w, seq) {
+		for _, ck := range list {
+			seq := ck.Manifest.Seq
+			if known && keepCheckpoint(w, seq, c.name) {
 				continue
 			}
-			if fi, err := os.Stat(c.Dir); err != nil || n.now().Sub(fi.ModTime()) < grace {
+			if fi, err := os.Stat(ck.Dir); err != nil || c.now().Sub(fi.ModTime()) < grace {
 				continue
 			}
 			if err := store.Remove(id, seq); err != nil {
-				n.log.Warn("checkpoint gc", "workload", id, "seq", seq, "err", err)
+				c.log.Warn("checkpoint gc", "workload", id, "seq", seq, "err", err)
 				continue
 			}
-			n.log.Info("checkpoint removed", "workload", id, "seq", seq, "known", known)
+			c.log.Info("checkpoint removed", "workload", id, "seq", seq, "known", known)
 		}
 	}
 }
 
-// keepCheckpoint reports whether this node keeps checkpoint seq of w: the
-// pending one, and a committed one while this node holds or stands by for
-// the workload or the record lists it as holding a copy.
-func (n *Node) keepCheckpoint(w fsm.Workload, seq uint64) bool {
-	me := n.cfg.Name
+// keepCheckpoint reports whether node me keeps checkpoint seq of w: the
+// pending one, and a committed one while me holds or stands by for the
+// workload or the record lists it as holding a copy.
+func keepCheckpoint(w fsm.Workload, seq uint64, me string) bool {
 	if w.Pending != nil && w.Pending.Seq == seq {
 		return true
 	}
@@ -86,15 +97,4 @@ func (n *Node) keepCheckpoint(w fsm.Workload, seq uint64) bool {
 		}
 	}
 	return false
-}
-
-// replicaReady reports whether this node's replica has caught up with
-// anything at all: its own Raft state or the leader's mirror.
-func (n *Node) replicaReady() bool {
-	if n.inRaft() {
-		return n.raft.AppliedIndex() > 0
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.mirrorIndex > 0
 }

@@ -8,15 +8,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lifeboat/lifeboat/node/internal/memnet"
+
 	"github.com/lifeboat/lifeboat/node/api"
 	"github.com/lifeboat/lifeboat/transfer"
 )
 
-// testCluster runs peers in one process over a MemNet: the in-memory twin
+// testCluster runs peers in one process over a memnet.Net: the in-memory twin
 // of gossip, Raft and the peer HTTP calls.
 type testCluster struct {
 	t     *testing.T
-	net   *MemNet
+	net   *memnet.Net
 	mu    sync.Mutex
 	nodes map[string]*Node
 	cfgs  map[string]Config
@@ -34,7 +36,7 @@ func newTestCluster(t *testing.T, spares int, peers ...peerSpec) *testCluster {
 // config before it starts.
 func newTestClusterWith(t *testing.T, spares int, edit func(*Config), peers ...peerSpec) *testCluster {
 	t.Helper()
-	tc := &testCluster{t: t, net: NewMemNet(), nodes: map[string]*Node{}, cfgs: map[string]Config{}}
+	tc := &testCluster{t: t, net: memnet.New(), nodes: map[string]*Node{}, cfgs: map[string]Config{}}
 	ca, err := transfer.NewCA("test", time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +48,7 @@ func newTestClusterWith(t *testing.T, spares int, edit func(*Config), peers ...p
 		}
 		cfg.Net = tc.net
 		cfg.DataDir = t.TempDir()
-		cfg.BindAddr = fmt.Sprintf("127.0.10.%d", i+1) // never dialled: MemNet carries everything
+		cfg.BindAddr = fmt.Sprintf("127.0.10.%d", i+1) // never dialled: memnet carries everything
 		cfg.Zone, cfg.Region = p.zone, "test"
 		cfg.Spares = spares
 		cfg.BootstrapExpect = 3
@@ -164,4 +166,14 @@ func shape(st api.Status, alive, voters, spares int) error {
 			st.Leader, leaders, a, v, len(zones), s, alive, voters, spares, st.Members)
 	}
 	return nil
+}
+
+// leaseValidWall is when n's own view of its lease ends, on the wall
+// clock; zero when it never renewed.
+func leaseValidWall(n *Node) time.Time {
+	v := n.leases.validUntil()
+	if v.IsZero() {
+		return time.Time{}
+	}
+	return v.Wall(n.mono(), n.now())
 }

@@ -3,30 +3,32 @@ package node
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"time"
 
 	"github.com/lifeboat/lifeboat/fsm"
 	"github.com/lifeboat/lifeboat/node/ingress"
+	"github.com/lifeboat/lifeboat/node/runtime"
 )
 
-// The ingress (node/ingress) routes from this node's replica: routes()
-// is its Table, localService its gate's admission. A move closes the
-// holder's gate before the final checkpoint (migrateLocal), and a doomed
-// host drains its fronts.
+// The ingress (node/ingress) routes from this node's replica: routeTable
+// is its Table, localGate its gate's admission. A move closes the
+// holder's gate before the final checkpoint (closeGate), and a doomed
+// host drains its fronts (serveIngress).
 
 // ingressDrainWait bounds how long a move waits for the requests its
 // gate admitted before it takes the final checkpoint anyway.
 const ingressDrainWait = 5 * time.Second
 
 // routeTable is the node's replica seen as the ingress's routes.
-type routeTable struct{ n *Node }
+type routeTable struct{ rep *replica }
 
-func (t routeTable) Changed() <-chan struct{} { return t.n.view().Notify() }
+func (t routeTable) Changed() <-chan struct{} { return t.rep.view().Notify() }
 
 func (t routeTable) Routes() []ingress.Route {
-	v := t.n.view()
+	v := t.rep.view()
 	moving := map[string]string{} // workload -> the holder it moves off
 	for _, m := range v.Migrations() {
 		if m.Underway() {
@@ -55,90 +57,85 @@ func (t routeTable) Routes() []ingress.Route {
 	return out
 }
 
-// localService admits a request at this node's gate: id must be held
-// here under epoch and running; the answer is the service's address.
-func (n *Node) localService(id string, epoch uint64) (string, error) {
-	w, ok := n.view().Workload(id)
+// localGate admits requests at this node's gate.
+type localGate struct {
+	name string
+	rep  *replica
+	sup  *runtime.Supervisor
+}
+
+// admit admits a request: id must be held here under epoch and running;
+// the answer is the service's address.
+func (g localGate) admit(id string, epoch uint64) (string, error) {
+	w, ok := g.rep.view().Workload(id)
 	switch {
 	case !ok:
 		return "", fmt.Errorf("no workload %q", id)
 	case w.Assignment.Epoch < epoch:
 		// The front's replica saw the grant first: wait for this one.
 		return "", fmt.Errorf("%w: this node's replica shows %s under epoch %d, not yet %d", ingress.ErrStarting, id, w.Assignment.Epoch, epoch)
-	case w.Assignment.Holder != n.cfg.Name || w.Assignment.Epoch != epoch:
+	case w.Assignment.Holder != g.name || w.Assignment.Epoch != epoch:
 		return "", fmt.Errorf("held by %s under epoch %d", w.Assignment.Holder, w.Assignment.Epoch)
 	case w.Spec.Service == nil:
 		return "", fmt.Errorf("%s has no service", id)
-	case n.sup.PID(id) == 0:
+	case g.sup.PID(id) == 0:
 		return "", fmt.Errorf("%w: %s does not run here yet", ingress.ErrStarting, id)
 	}
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(w.Spec.Service.Port)), nil
 }
 
-// startIngress builds the ingress (run by ingressLoop).
+// startIngress builds the ingress (run by serveIngress).
 func (n *Node) startIngress() error {
 	if n.cfg.IngressPort <= 0 {
 		return nil
 	}
 	c := ingress.DefaultConfig(net.JoinHostPort(n.cfg.BindAddr, strconv.Itoa(n.cfg.IngressPort)))
-	c.BindHost, c.Table, c.Local = n.cfg.BindAddr, routeTable{n}, n.localService
+	c.BindHost, c.Table = n.cfg.BindAddr, routeTable{n.rep}
+	c.Local = localGate{name: n.cfg.Name, rep: n.rep, sup: n.sup}.admit
 	c.Logger = n.log.With("part", "ingress")
 	in, err := ingress.New(c)
 	if err != nil {
 		return err
 	}
-	n.ingress = in
+	n.ingress, n.moves.ingress = in, in
 	return nil
 }
 
-// ingressLoop serves the ingress and drains it once this host is doomed.
-func (n *Node) ingressLoop(ctx context.Context) {
-	if n.ingress == nil {
+// serveIngress serves the ingress and drains it once this host is doomed.
+func serveIngress(ctx context.Context, in *ingress.Ingress, doomed func() bool, log *slog.Logger) {
+	if in == nil {
 		return
 	}
 	done := make(chan error, 1)
-	go func() { done <- n.ingress.Run(ctx) }()
+	go func() { done <- in.Run(ctx) }()
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for {
 		select {
 		case err := <-done:
 			if err != nil {
-				n.log.Error("the ingress stopped", "err", err)
+				log.Error("the ingress stopped", "err", err)
 			}
 			return
 		case <-t.C:
-			if n.doomed() {
-				n.ingress.Drain()
+			if doomed() {
+				in.Drain()
 			}
 		}
 	}
 }
 
-// doomed reports whether this host got a termination notice (its own
-// watcher's, or the cluster's record of one).
-func (n *Node) doomed() bool {
-	n.mu.Lock()
-	d := !n.doomedUntil.IsZero()
-	n.mu.Unlock()
-	if d {
-		return true
-	}
-	rec, ok := n.view().Node(n.cfg.Name)
-	return ok && rec.State == fsm.NodeDoomed
-}
-
 // closeGate stops this node's gate admitting id under epoch and waits
 // (bounded) for the requests it admitted; reopen undoes it if the move
 // fails.
-func (n *Node) closeGate(ctx context.Context, id string, epoch uint64) (reopen func()) {
-	if n.ingress == nil {
+func closeGate(ctx context.Context, in *ingress.Ingress, id string, epoch uint64, log *slog.Logger) (reopen func()) {
+	if in == nil {
 		return func() {}
 	}
 	wctx, cancel := context.WithTimeout(ctx, ingressDrainWait)
 	defer cancel()
-	if err := n.ingress.Close(wctx, id, epoch); err != nil {
-		n.log.Warn("requests still running at the final checkpoint", "workload", id, "err", err)
+	if err := in.Close(wctx, id, epoch); err != nil {
+		log.Warn("requests still running at the final checkpoint", "workload", id, "err", err)
 	}
-	return func() { n.ingress.Open(id, epoch) }
+	return func() { in.Open(id, epoch) }
 }

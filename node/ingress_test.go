@@ -155,7 +155,7 @@ func TestDoomedHostDrainsItsIngress(t *testing.T) {
 		t.Fatal("a healthy host's ingress drains")
 	}
 	n.mu.Lock()
-	n.doomedUntil = time.Now().Add(2 * time.Minute) // what onNotice sets first
+	n.fence.doom(time.Now().Add(2 * time.Minute)) // what notices.on does first
 	n.mu.Unlock()
 	if err := n.Ready(); err == nil {
 		t.Fatal("/readyz still passes on a host that knows of its notice")

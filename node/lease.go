@@ -3,14 +3,196 @@ package node
 import (
 	"context"
 	"fmt"
-	"github.com/lifeboat/lifeboat/internal/monotime"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/lifeboat/lifeboat/fsm"
+	"github.com/lifeboat/lifeboat/internal/monotime"
+	"github.com/lifeboat/lifeboat/internal/wait"
 	"github.com/lifeboat/lifeboat/node/api"
 )
+
+// leases keeps both ends of the node leases, on the boot-time clock that
+// no wall-clock step moves (clock.go):
+//   - on the leader, when it applied each node's last renewal during this
+//     leadership, and so when each lease ends;
+//   - on every node, the send time of its own last acknowledged renewal,
+//     which starts its own view of its lease, never later than the
+//     leader's.
+//
+// Its loops renew this node's lease (renewLoop) and, on the leader, apply
+// the gathered renewals (flushLoop).
+type leases struct {
+	name    string
+	ttl     time.Duration
+	drift   float64
+	now     func() time.Time
+	mono    func() monotime.Instant
+	rep     *replica
+	prop    *proposer
+	call    *peerClient
+	batch   *leaseBatcher
+	metrics *metrics
+	log     *slog.Logger
+
+	mu sync.Mutex // guards the fields below
+	// leaderSince is when this node last became leader (zero: not leader).
+	leaderSince monotime.Instant
+	// seen is, on the leader, when it applied each node's last renewal
+	// (this leadership only).
+	seen map[string]monotime.Instant
+	// sentAt is the send time of this node's last acknowledged renewal.
+	sentAt monotime.Instant
+	// index is the leader's applied index at that renewal.
+	index uint64
+}
+
+// renewEvery is how often a node renews its lease.
+func (l *leases) renewEvery() time.Duration { return l.ttl / 3 }
+
+// leading records a change of leadership: a new leader's view of the
+// leases starts empty, and every lease it sees runs from now.
+func (l *leases) leading(is bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.seen = map[string]monotime.Instant{}
+	l.leaderSince = 0
+	if is {
+		l.leaderSince = l.mono()
+	}
+}
+
+// ledFor is how long this node has led (zero when it does not lead).
+func (l *leases) ledFor() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.leaderSince.IsZero() {
+		return 0
+	}
+	return l.mono().Sub(l.leaderSince)
+}
+
+// end is when, on this leader's boot-time clock, node's lease ends: TTL
+// after the last renewal this leader applied, or after it became leader
+// — a renewal the previous leader applied ended no later than that — so a
+// new leader first waits one TTL before it calls a node silent.
+func (l *leases) end(node string) monotime.Instant {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return max(l.seen[node], l.leaderSince).Add(l.ttl)
+}
+
+// renewed records, on the leader, that renewals of nodes applied; at is
+// when the batch was taken, before it went through Raft.
+func (l *leases) renewed(nodes []string, at monotime.Instant) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.leaderSince.IsZero() {
+		return
+	}
+	for _, name := range nodes {
+		l.seen[name] = max(l.seen[name], at)
+	}
+}
+
+// validUntil is when, on the boot-time clock, this node's own view of its
+// lease ends: the send time of its last acknowledged renewal plus the TTL
+// shortened by the drift bound. Zero when it never renewed.
+func (l *leases) validUntil() monotime.Instant {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sentAt.IsZero() {
+		return 0
+	}
+	return l.sentAt.Add(time.Duration(float64(l.ttl) * (1 - l.drift)))
+}
+
+// caughtUp reports whether this node's replica has applied what the
+// leader had when it last renewed this node's lease: a fenced holder
+// thaws only then, so that a re-grant made while it was cut off is seen
+// (and its copy killed) before the copy could run again.
+func (l *leases) caughtUp() bool {
+	l.mu.Lock()
+	idx := l.index
+	l.mu.Unlock()
+	return l.rep.view().Index() >= idx
+}
+
+// renewLoop renews this node's lease every TTL/3 through the leader and
+// calls held after each acknowledged renewal.
+func (l *leases) renewLoop(ctx context.Context, held func(context.Context)) {
+	for first := true; first || wait.Sleep(ctx, l.renewEvery()); first = false {
+		sent := l.mono()
+		rctx, cancel := context.WithTimeout(ctx, l.renewEvery())
+		index, err := l.renewOnce(rctx)
+		cancel()
+		if err != nil {
+			l.log.Debug("lease renewal failed", "err", err)
+			continue
+		}
+		l.mu.Lock()
+		l.sentAt = sent
+		l.index = max(l.index, index)
+		l.mu.Unlock()
+		held(ctx)
+	}
+}
+
+// renewOnce renews the lease and returns the leader's applied index once
+// the renewal is in: every grant the leader made before it is at or below.
+func (l *leases) renewOnce(ctx context.Context) (uint64, error) {
+	if l.rep.isLeader() {
+		if err := l.batch.renew(ctx, l.name); err != nil {
+			return 0, err
+		}
+		return l.rep.machine.Index(), nil
+	}
+	leader := l.rep.dir.httpAddrOf(l.rep.leaderName())
+	if leader == "" {
+		return 0, fmt.Errorf("renewing the lease: %w", api.ErrNoLeader)
+	}
+	var ans leaseAnswer
+	err := l.call.post(ctx, leader, "/v1/internal/lease", []byte(l.name), &ans)
+	return ans.Index, err
+}
+
+// flushLoop applies gathered renewals as one LeaseRenew entry.
+func (l *leases) flushLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			l.batch.fail(ctx.Err())
+			return
+		case <-l.batch.kick:
+		}
+		if !wait.Sleep(ctx, leaseBatchWindow) {
+			l.batch.fail(ctx.Err())
+			return
+		}
+		names, waiters := l.batch.take()
+		if len(names) == 0 {
+			continue
+		}
+		at := l.mono()
+		err := l.prop.applyLeader(fsm.LeaseRenew{Nodes: names, At: l.now(), TTL: l.ttl})
+		if err == nil {
+			l.renewed(names, at)
+		}
+		l.metrics.leaseBatch(len(names), err)
+		for _, w := range waiters {
+			w <- err
+		}
+	}
+}
+
+// leaseAnswer is the leader's answer to a renewal.
+type leaseAnswer struct {
+	Renewed string `json:"renewed"`
+	// Index is the leader's applied index after the renewal.
+	Index uint64 `json:"index"`
+}
 
 // leaseBatchWindow is how long the leader gathers renewals into one entry.
 const leaseBatchWindow = 20 * time.Millisecond
@@ -61,153 +243,10 @@ func (b *leaseBatcher) take() ([]string, []chan error) {
 	return names, waiters
 }
 
-// leaseFlushLoop applies gathered renewals as one LeaseRenew entry.
-func (n *Node) leaseFlushLoop(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			n.failWaiters(ctx.Err())
-			return
-		case <-n.leases.kick:
-		}
-		if !sleep(ctx, leaseBatchWindow) {
-			n.failWaiters(ctx.Err())
-			return
-		}
-		names, waiters := n.leases.take()
-		if len(names) == 0 {
-			continue
-		}
-		at := n.mono()
-		err := n.applyLeader(fsm.LeaseRenew{Nodes: names, At: n.now(), TTL: n.cfg.LeaseTTL})
-		if err == nil {
-			n.leaseRenewed(names, at)
-		}
-		n.metrics.leaseBatch(len(names), err)
-		for _, w := range waiters {
-			w <- err
-		}
-	}
-}
-
-func (n *Node) failWaiters(err error) {
-	_, waiters := n.leases.take()
+// fail answers every waiting renewal with err.
+func (b *leaseBatcher) fail(err error) {
+	_, waiters := b.take()
 	for _, w := range waiters {
 		w <- err
 	}
-}
-
-// applyLeader applies a command only if this node leads (no forwarding).
-func (n *Node) applyLeader(cmd fsm.Command) error {
-	b, err := fsm.Encode(cmd)
-	if err != nil {
-		return err
-	}
-	_, _, err = n.applyLocal(b)
-	return err
-}
-
-// renewLoop renews this node's lease every TTL/3 through the leader. The
-// send time of the last acknowledged renewal is kept: the node's own view
-// of its lease starts then, which is never later than the leader's.
-func (n *Node) renewLoop(ctx context.Context) {
-	doomChecked := false
-	for first := true; first || sleep(ctx, n.cfg.renewEvery()); first = false {
-		sent := n.mono()
-		rctx, cancel := context.WithTimeout(ctx, n.cfg.renewEvery())
-		index, err := n.renewOnce(rctx)
-		cancel()
-		if err != nil {
-			n.log.Debug("lease renewal failed", "err", err)
-			continue
-		}
-		n.mu.Lock()
-		n.leaseSentAt = sent
-		n.leaseIndex = max(n.leaseIndex, index)
-		n.mu.Unlock()
-		if !doomChecked && n.leaseHeldOnce() {
-			doomChecked = true
-			n.endStaleDoom(ctx)
-		}
-	}
-}
-
-// leaseHeldOnce reports whether the fence let this node's workloads run
-// at least once since it started: its replica had caught up to a renewal.
-func (n *Node) leaseHeldOnce() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.heldOnce || n.cfg.UnsafeNoFencing
-}
-
-// endStaleDoom returns this node to alive when the cluster still calls it
-// doomed by a notice whose deadline passed before this agent started: the
-// cloud took the host back and it booted again (a stopped GCP or Azure
-// spot VM restarted with its disk). A notice still standing is seen again
-// by the watcher, which dooms the host anew.
-func (n *Node) endStaleDoom(ctx context.Context) {
-	rec, ok := n.view().Node(n.cfg.Name)
-	if !ok || rec.State != fsm.NodeDoomed || rec.Deadline.IsZero() || !rec.Deadline.Before(n.startedAt) {
-		return
-	}
-	n.log.Info("booted after the deadline of the notice that doomed this host: alive again", "deadline", rec.Deadline)
-	n.applyLogged(ctx, fsm.NodeStateChange{Node: n.cfg.Name, State: fsm.NodeAlive, At: n.now()})
-}
-
-// renewOnce renews the lease and returns the leader's applied index once
-// the renewal is in: every grant the leader made before it is at or below.
-func (n *Node) renewOnce(ctx context.Context) (uint64, error) {
-	if n.isLeader() {
-		if err := n.leases.renew(ctx, n.cfg.Name); err != nil {
-			return 0, err
-		}
-		return n.machine.Index(), nil
-	}
-	leader := n.httpAddrOf(n.leaderName())
-	if leader == "" {
-		return 0, fmt.Errorf("renewing the lease: %w", api.ErrNoLeader)
-	}
-	var ans leaseAnswer
-	err := n.peerCall(ctx, leader, "/v1/internal/lease", []byte(n.cfg.Name), &ans)
-	return ans.Index, err
-}
-
-// leaseAnswer is the leader's answer to a renewal.
-type leaseAnswer struct {
-	Renewed string `json:"renewed"`
-	// Index is the leader's applied index after the renewal.
-	Index uint64 `json:"index"`
-}
-
-// leaseCaughtUp reports whether this node's replica has applied what the
-// leader had when it last renewed this node's lease: a fenced holder
-// thaws only then, so that a re-grant made while it was cut off is seen
-// (and its copy killed) before the copy could run again.
-func (n *Node) leaseCaughtUp() bool {
-	n.mu.Lock()
-	idx := n.leaseIndex
-	n.mu.Unlock()
-	return n.view().Index() >= idx
-}
-
-// leaseValidUntil is when, on the boot-time clock, this node's own view
-// of its lease ends: the send time of its last acknowledged renewal plus
-// the TTL shortened by the drift bound. Zero when it never renewed.
-func (n *Node) leaseValidUntil() monotime.Instant {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.leaseSentAt.IsZero() {
-		return 0
-	}
-	return n.leaseSentAt.Add(time.Duration(float64(n.cfg.LeaseTTL) * (1 - n.cfg.DriftBound)))
-}
-
-// LeaseValidUntil is leaseValidUntil on the wall clock, for people and
-// tests; zero when the node never renewed.
-func (n *Node) LeaseValidUntil() time.Time {
-	v := n.leaseValidUntil()
-	if v.IsZero() {
-		return time.Time{}
-	}
-	return v.Wall(n.mono(), n.now())
 }

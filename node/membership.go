@@ -2,54 +2,33 @@ package node
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"reflect"
 	"strconv"
+	"sync"
 	"time"
-
-	"github.com/hashicorp/raft"
 
 	"github.com/lifeboat/lifeboat/fsm"
 	"github.com/lifeboat/lifeboat/gossip"
+	"github.com/lifeboat/lifeboat/internal/wait"
 	"github.com/lifeboat/lifeboat/node/api"
+	"github.com/lifeboat/lifeboat/node/runtime"
 )
 
-// startGossip joins nothing yet: it opens the memberlist with this node's
-// metadata; joinLoop finds the peers.
-func (n *Node) startGossip() error {
-	gc := gossip.DefaultConfig()
-	gc.Name = n.cfg.Name
-	gc.BindAddr = n.cfg.BindAddr
-	gc.BindPort = n.cfg.GossipPort
-	gc.AdvertiseAddr = n.addr
-	gc.AdvertisePort = n.cfg.GossipPort
-	gc.Keys = n.cfg.GossipKeys
-	gc.Logger = n.log.With("part", "gossip")
-	if n.cfg.GossipProbe > 0 {
-		gc.ProbeInterval = n.cfg.GossipProbe
-	}
-	if n.cfg.GossipProbeTimeout > 0 {
-		gc.ProbeTimeout = n.cfg.GossipProbeTimeout
-	}
-	if n.cfg.GossipInterval > 0 {
-		gc.GossipInterval = n.cfg.GossipInterval
-	}
-	if n.cfg.GossipSuspicionMult > 0 {
-		gc.SuspicionMult = n.cfg.GossipSuspicionMult
-	}
-	if n.cfg.Net != nil {
-		gc.Transport = n.cfg.Net.gossipTransport(net.JoinHostPort(n.addr, strconv.Itoa(n.cfg.GossipPort)))
-	}
-	meta := n.localMeta()
-	g, err := gossip.New(gc, meta)
-	if err != nil {
-		return err
-	}
-	n.gossip = g
-	n.mu.Lock()
-	n.lastMeta = meta
-	n.mu.Unlock()
-	return nil
+// membership is this node in the gossip pool: it joins the peers, keeps
+// finding those gossip gave up on, and keeps what this node gossips about
+// itself (role, leader flag, in-Raft flag, state) true.
+type membership struct {
+	self  gossip.Meta // what never changes: identity, capacity, ports
+	join  []string
+	rep   *replica
+	fence *fence
+	sup   *runtime.Supervisor // set by Node.startRuntime, before gossip starts
+	log   *slog.Logger
+
+	mu   sync.Mutex // serializes metadata updates; guards last
+	last gossip.Meta
 }
 
 // rejoinEvery is how often a peer tries to reach peers gossip gave up on.
@@ -59,155 +38,93 @@ const rejoinEvery = 5 * time.Second
 // Consul's retry-join does). Then, every rejoinEvery, it re-joins peers
 // gossip declared dead: memberlist alone heals only partitions shorter than
 // its gossip-to-the-dead time (about 30 s), as serf's reconnect does.
-func (n *Node) joinLoop(ctx context.Context) {
-	n.joinSeeds(ctx)
-	for sleep(ctx, rejoinEvery) {
+func (m *membership) joinLoop(ctx context.Context) {
+	m.joinSeeds(ctx)
+	g := m.rep.dir.g
+	for wait.Sleep(ctx, rejoinEvery) {
 		var addrs []string
-		for _, m := range n.gossip.Members() {
-			if m.State == gossip.MemberDead && m.Addr != "" {
-				addrs = append(addrs, net.JoinHostPort(m.Addr, strconv.Itoa(m.Port)))
+		for _, mm := range g.Members() {
+			if mm.State == gossip.MemberDead && mm.Addr != "" {
+				addrs = append(addrs, net.JoinHostPort(mm.Addr, strconv.Itoa(mm.Port)))
 			}
 		}
 		if len(addrs) > 0 {
-			if got, err := n.gossip.Join(addrs); got > 0 {
-				n.log.Info("re-joined peers gossip had declared dead", "contacted", got, "err", err)
+			if got, err := g.Join(addrs); got > 0 {
+				m.log.Info("re-joined peers gossip had declared dead", "contacted", got, "err", err)
 			}
 		}
 	}
 }
 
-func (n *Node) joinSeeds(ctx context.Context) {
-	if len(n.cfg.Join) == 0 {
+func (m *membership) joinSeeds(ctx context.Context) {
+	if len(m.join) == 0 {
 		return
 	}
 	for attempt := 0; ; attempt++ {
-		got, err := n.gossip.Join(n.cfg.Join)
+		got, err := m.rep.dir.g.Join(m.join)
 		if err == nil && got > 0 {
-			n.log.Info("joined the gossip pool", "contacted", got)
+			m.log.Info("joined the gossip pool", "contacted", got)
 			return
 		}
 		if attempt%10 == 0 {
-			n.log.Warn("join: no peer answered yet; retrying", "join", n.cfg.Join, "err", err)
+			m.log.Warn("join: no peer answered yet; retrying", "join", m.join, "err", err)
 		}
-		if !sleep(ctx, 500*time.Millisecond) {
+		if !wait.Sleep(ctx, 500*time.Millisecond) {
 			return
 		}
 	}
 }
 
-// localMeta is what this node gossips about itself now.
-func (n *Node) localMeta() gossip.Meta {
-	m := gossip.Meta{
-		Cloud: n.cfg.Cloud, Region: n.cfg.Region, Zone: n.cfg.Zone,
-		InstanceID: n.cfg.InstanceID, InstanceType: n.cfg.InstanceType, Lifecycle: n.cfg.Lifecycle,
-		MemoryMiB: n.cfg.Capacity.MemoryMiB, CPUMillis: n.cfg.Capacity.CPUMillis,
-		Addr: n.addr, RaftPort: uint16(n.cfg.RaftPort), TransferPort: uint16(n.transferPort()),
-		HTTPPort: uint16(n.cfg.HTTPPort), IngressPort: uint16(n.cfg.IngressPort),
-		State: string(fsm.NodeAlive), Role: api.RoleMember,
+// meta is what this node gossips about itself now.
+func (m *membership) meta() gossip.Meta {
+	md := m.self
+	md.State, md.Role = string(fsm.NodeAlive), api.RoleMember
+	if m.sup != nil {
+		md.Modes = m.sup.Modes()
 	}
-	if n.sup != nil {
-		m.Modes = n.sup.Modes()
+	if m.rep.raft == nil {
+		return md
 	}
-	if n.raft == nil {
-		return m
+	md.Role = roleOf(m.rep.name, m.rep.servers())
+	md.Leader = m.rep.isLeader()
+	if s, ok := m.rep.localServers(); ok && len(s) > 0 {
+		md.InRaft = true
 	}
-	m.Role = n.roleOf(n.cfg.Name, n.servers())
-	m.Leader = n.isLeader()
-	if s, ok := n.localServers(); ok && len(s) > 0 {
-		m.InRaft = true
+	if rec, ok := m.rep.view().Node(m.rep.name); ok && (rec.State == fsm.NodeDoomed || rec.State == fsm.NodeDraining) {
+		md.State, md.Deadline = string(rec.State), rec.Deadline
 	}
-	if node, ok := n.view().Node(n.cfg.Name); ok && (node.State == fsm.NodeDoomed || node.State == fsm.NodeDraining) {
-		m.State, m.Deadline = string(node.State), node.Deadline
+	if d := m.fence.noticeDeadline(); !d.IsZero() { // a notice came: say so before Raft does
+		md.State, md.Deadline = string(fsm.NodeDoomed), d
 	}
-	n.mu.Lock()
-	doomed := n.doomedUntil
-	n.mu.Unlock()
-	if !doomed.IsZero() { // a notice came: say so before Raft does
-		m.State, m.Deadline = string(fsm.NodeDoomed), doomed
-	}
-	return m
+	return md
 }
 
-// metaLoop keeps this node's gossiped metadata (role, leader, state) true.
-func (n *Node) metaLoop(ctx context.Context) {
-	for sleep(ctx, 100*time.Millisecond) {
-		n.pushMeta()
+// metaLoop keeps this node's gossiped metadata true.
+func (m *membership) metaLoop(ctx context.Context) {
+	for wait.Sleep(ctx, 100*time.Millisecond) {
+		m.push()
 	}
 }
 
-// pushMeta gossips this node's metadata now if it changed.
-func (n *Node) pushMeta() {
-	n.metaMu.Lock()
-	defer n.metaMu.Unlock()
-	m := n.localMeta()
-	n.mu.Lock()
-	same := metaEqual(m, n.lastMeta)
-	n.mu.Unlock()
-	if same || n.gossip == nil {
+// push gossips this node's metadata now if it changed.
+func (m *membership) push() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	md := m.meta()
+	if metaEqual(md, m.last) || m.rep.dir.g == nil {
 		return
 	}
-	if err := n.gossip.UpdateMeta(m); err != nil {
-		n.log.Warn("gossip metadata not updated", "err", err)
+	if err := m.rep.dir.g.UpdateMeta(md); err != nil {
+		m.log.Warn("gossip metadata not updated", "err", err)
 		return
 	}
-	n.mu.Lock()
-	n.lastMeta = m
-	n.mu.Unlock()
+	m.last = md
 }
 
 func metaEqual(a, b gossip.Meta) bool {
 	ea, err1 := a.Encode()
 	eb, err2 := b.Encode()
 	return err1 == nil && err2 == nil && string(ea) == string(eb)
-}
-
-// roleOf names a node's role in a Raft configuration.
-func (n *Node) roleOf(name string, servers []raft.Server) string {
-	for _, s := range servers {
-		if string(s.ID) != name {
-			continue
-		}
-		if s.Suffrage == raft.Voter {
-			return api.RoleVoter
-		}
-		return api.RoleSpare
-	}
-	return api.RoleMember
-}
-
-// members returns gossip's view of every peer ever seen, by name.
-func (n *Node) members() map[string]gossip.Member {
-	out := map[string]gossip.Member{}
-	for _, m := range n.gossip.Members() {
-		out[m.Name] = m
-	}
-	return out
-}
-
-// leaderName is the leader as this node knows it: from Raft when it is in
-// Raft, otherwise from the mirror or the gossiped leader flag.
-func (n *Node) leaderName() string {
-	if n.inRaft() {
-		_, id := n.raft.LeaderWithID()
-		return string(id)
-	}
-	for _, m := range n.gossip.Members() {
-		if m.Meta.Leader && m.State == gossip.MemberAlive {
-			return m.Name
-		}
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.mirrorLeader
-}
-
-// httpAddrOf is the admin API address of a peer, from its gossiped meta.
-func (n *Node) httpAddrOf(name string) string {
-	m, ok := n.members()[name]
-	if !ok || m.Meta.Addr == "" || m.Meta.HTTPPort == 0 {
-		return ""
-	}
-	return net.JoinHostPort(m.Meta.Addr, strconv.Itoa(int(m.Meta.HTTPPort)))
 }
 
 // nodeFromMeta is the fsm record a gossiped member asks for.
@@ -235,4 +152,49 @@ func identity(n fsm.Node) fsm.Node {
 		n.Modes = nil
 	}
 	return n
+}
+
+// startGossip opens the memberlist with this node's metadata; joinLoop
+// finds the peers.
+func (n *Node) startGossip() error {
+	gc := gossip.DefaultConfig()
+	gc.Name = n.cfg.Name
+	gc.BindAddr = n.cfg.BindAddr
+	gc.BindPort = n.cfg.GossipPort
+	gc.AdvertiseAddr = n.addr
+	gc.AdvertisePort = n.cfg.GossipPort
+	gc.Keys = n.cfg.GossipKeys
+	gc.Logger = n.log.With("part", "gossip")
+	if n.cfg.GossipProbe > 0 {
+		gc.ProbeInterval = n.cfg.GossipProbe
+	}
+	if n.cfg.GossipProbeTimeout > 0 {
+		gc.ProbeTimeout = n.cfg.GossipProbeTimeout
+	}
+	if n.cfg.GossipInterval > 0 {
+		gc.GossipInterval = n.cfg.GossipInterval
+	}
+	if n.cfg.GossipSuspicionMult > 0 {
+		gc.SuspicionMult = n.cfg.GossipSuspicionMult
+	}
+	if n.cfg.Net != nil {
+		gc.Transport = n.cfg.Net.GossipTransport(net.JoinHostPort(n.addr, strconv.Itoa(n.cfg.GossipPort)))
+	}
+	n.self.self = gossip.Meta{
+		Cloud: n.cfg.Cloud, Region: n.cfg.Region, Zone: n.cfg.Zone,
+		InstanceID: n.cfg.InstanceID, InstanceType: n.cfg.InstanceType, Lifecycle: n.cfg.Lifecycle,
+		MemoryMiB: n.cfg.Capacity.MemoryMiB, CPUMillis: n.cfg.Capacity.CPUMillis,
+		Addr: n.addr, RaftPort: uint16(n.cfg.RaftPort), TransferPort: uint16(n.transferPort()),
+		HTTPPort: uint16(n.cfg.HTTPPort), IngressPort: uint16(n.cfg.IngressPort),
+	}
+	meta := n.self.meta()
+	g, err := gossip.New(gc, meta)
+	if err != nil {
+		return err
+	}
+	n.gossip, n.dir.g = g, g
+	n.self.mu.Lock()
+	n.self.last = meta
+	n.self.mu.Unlock()
+	return nil
 }

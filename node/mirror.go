@@ -5,112 +5,95 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
+	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
 
+	"github.com/lifeboat/lifeboat/fsm"
+	"github.com/lifeboat/lifeboat/internal/wait"
 	"github.com/lifeboat/lifeboat/node/api"
 )
 
-// A member is not in Raft, yet its admin API answers everything and (in
-// later parts) its ingress routes from its own copy of the state. It keeps
-// that copy with a blocking query to the leader, as Consul's clients do:
-// "give me the state once it is newer than index N, or after W".
+// A member is not in Raft, yet its admin API answers everything and its
+// ingress routes from its own copy of the state. It keeps that copy with a
+// blocking query to the leader, as Consul's clients do: "give me the state
+// once it is newer than index N, or after W". The copy is a separate
+// fsm.Machine from the Raft replica, so a member later added to Raft never
+// applies the log on top of mirrored state.
 
-// mirrorRequest asks for the state once it is newer than After.
-type mirrorRequest struct {
-	After  uint64 `json:"after"`
-	WaitMS int64  `json:"wait_ms"`
+// mirror is a member's copy of the leader's state.
+type mirror struct {
+	machine *fsm.Machine
+	log     *slog.Logger
+
+	mu      sync.Mutex // guards the fields below: the last answer restored
+	at      uint64
+	servers []raft.Server
+	leads   string
 }
 
-// mirrorAnswer is the leader's state at Index.
-type mirrorAnswer struct {
-	Index   uint64          `json:"index"`
-	Leader  string          `json:"leader"`
-	Servers []mirrorServer  `json:"servers"`
-	State   json.RawMessage `json:"state"`
+func newMirror(log *slog.Logger) *mirror { return &mirror{machine: fsm.New(), log: log} }
+
+// index is the leader's index of the state last restored; 0 before the
+// first fetch.
+func (m *mirror) index() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.at
 }
 
-type mirrorServer struct {
-	ID      string `json:"id"`
-	Address string `json:"address"`
-	Voter   bool   `json:"voter"`
+// config is the Raft configuration the leader last reported.
+func (m *mirror) config() []raft.Server {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]raft.Server(nil), m.servers...)
+}
+
+// leader is the leader that last answered.
+func (m *mirror) leader() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.leads
 }
 
 // mirrorMaxWait bounds one blocking query.
 const mirrorMaxWait = 10 * time.Second
 
-func (n *Node) serveMirror(w http.ResponseWriter, r *http.Request) {
-	var req mirrorRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1024)).Decode(&req); err != nil {
-		api.WriteError(w, fmt.Errorf("%w: mirror request: %v", api.ErrBadRequest, err))
-		return
-	}
-	wait := min(time.Duration(req.WaitMS)*time.Millisecond, mirrorMaxWait)
-	deadline := time.Now().Add(wait)
-	for n.raft.AppliedIndex() <= req.After && time.Now().Before(deadline) {
-		if !sleep(r.Context(), 50*time.Millisecond) {
-			return
-		}
-	}
-	if !n.isLeader() {
-		api.WriteError(w, fmt.Errorf("%w: %s does not lead", api.ErrNoLeader, n.cfg.Name))
-		return
-	}
-	ans, err := n.mirrorState()
-	if err != nil {
-		api.WriteError(w, err)
-		return
-	}
-	writeJSON(w, ans)
-}
-
-func (n *Node) mirrorState() (mirrorAnswer, error) {
-	idx := n.raft.AppliedIndex()
-	state, err := n.machine.Snapshot()
-	if err != nil {
-		return mirrorAnswer{}, err
-	}
-	ans := mirrorAnswer{Index: idx, Leader: n.cfg.Name, State: state}
-	servers, _ := n.localServers()
-	for _, s := range servers {
-		ans.Servers = append(ans.Servers, mirrorServer{ID: string(s.ID), Address: string(s.Address), Voter: s.Suffrage == raft.Voter})
-	}
-	return ans, nil
-}
-
-// mirrorLoop keeps a member's copy of the state while it is not in Raft.
-func (n *Node) mirrorLoop(ctx context.Context) {
+// follow keeps the copy while this node is not in Raft.
+func (m *mirror) follow(ctx context.Context, rep *replica, call *peerClient) {
 	for ctx.Err() == nil {
-		if n.inRaft() {
-			sleep(ctx, 500*time.Millisecond)
+		if rep.inRaft() {
+			wait.Sleep(ctx, 500*time.Millisecond)
 			continue
 		}
-		if err := n.mirrorOnce(ctx); err != nil {
-			n.log.Debug("mirror", "err", err)
-			sleep(ctx, 250*time.Millisecond)
+		if err := m.fetch(ctx, rep, call); err != nil {
+			m.log.Debug("mirror", "err", err)
+			wait.Sleep(ctx, 250*time.Millisecond)
 		}
 	}
 }
 
-func (n *Node) mirrorOnce(ctx context.Context) error {
-	leader := n.httpAddrOf(n.leaderName())
+// fetch asks the leader once for a state newer than the copy's.
+func (m *mirror) fetch(ctx context.Context, rep *replica, call *peerClient) error {
+	leader := rep.dir.httpAddrOf(rep.leaderName())
 	if leader == "" {
 		return api.ErrNoLeader
 	}
-	n.mu.Lock()
-	after := n.mirrorIndex
-	n.mu.Unlock()
-	body, _ := json.Marshal(mirrorRequest{After: after, WaitMS: (5 * time.Second).Milliseconds()})
+	body, _ := json.Marshal(mirrorRequest{After: m.index(), WaitMS: (5 * time.Second).Milliseconds()})
 	cctx, cancel := context.WithTimeout(ctx, mirrorMaxWait+2*time.Second)
 	defer cancel()
 	var ans mirrorAnswer
-	if err := n.peerCall(cctx, leader, "/v1/internal/mirror", body, &ans); err != nil {
+	if err := call.post(cctx, leader, "/v1/internal/mirror", body, &ans); err != nil {
 		return err
 	}
-	if err := n.mirror.Restore(bytes.NewReader(ans.State)); err != nil {
+	return m.restore(ans)
+}
+
+// restore replaces the copy with a leader's answer.
+func (m *mirror) restore(ans mirrorAnswer) error {
+	if err := m.machine.Restore(bytes.NewReader(ans.State)); err != nil {
 		return fmt.Errorf("restoring the mirror: %w", err)
 	}
 	servers := make([]raft.Server, 0, len(ans.Servers))
@@ -121,8 +104,8 @@ func (n *Node) mirrorOnce(ctx context.Context) error {
 		}
 		servers = append(servers, raft.Server{ID: raft.ServerID(s.ID), Address: raft.ServerAddress(s.Address), Suffrage: sf})
 	}
-	n.mu.Lock()
-	n.mirrorIndex, n.mirrorServers, n.mirrorLeader = ans.Index, servers, ans.Leader
-	n.mu.Unlock()
+	m.mu.Lock()
+	m.at, m.servers, m.leads = ans.Index, servers, ans.Leader
+	m.mu.Unlock()
 	return nil
 }

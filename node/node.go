@@ -9,8 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/lifeboat/lifeboat/internal/monotime"
-	"github.com/lifeboat/lifeboat/node/ingress"
 	"io"
 	"log/slog"
 	"net"
@@ -19,30 +17,33 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lifeboat/lifeboat/internal/monotime"
+	"github.com/lifeboat/lifeboat/node/ingress"
+
 	"github.com/hashicorp/raft"
 
 	"github.com/lifeboat/lifeboat/fsm"
 	"github.com/lifeboat/lifeboat/gossip"
 	"github.com/lifeboat/lifeboat/node/api"
 	"github.com/lifeboat/lifeboat/node/runtime"
+	"github.com/lifeboat/lifeboat/placement"
 	"github.com/lifeboat/lifeboat/transfer"
 )
 
-// Node is one running peer.
+// Node is one running peer: it builds the parts (each a small type that
+// owns its state and its lock), wires them together and runs their loops.
+// What it keeps itself is the wiring: the listeners, Raft and gossip as
+// started, and the lifecycle.
 type Node struct {
-	cfg Config
-	log *slog.Logger
-	now func() time.Time
-	// startedAt is when New built this node (wall clock).
-	startedAt time.Time
-	mono      func() monotime.Instant
+	cfg  Config
+	log  *slog.Logger
+	now  func() time.Time
+	mono func() monotime.Instant
 	// testClock is the steppable wall clock (Config.UnsafeClockControl).
 	testClock *jumpClock
 	addr      string // advertise IP
 
-	machine *fsm.Machine // the Raft replica (voters and spares)
-	mirror  *fsm.Machine // the leader's state as a member last fetched it
-	raft    *raft.Raft
+	raft *raft.Raft
 	// hadState reports whether Raft found state in the data dir at start.
 	hadState bool
 	closers  []io.Closer // Raft stores and transport
@@ -51,52 +52,35 @@ type Node struct {
 	api     *api.Server
 	httpSrv *http.Server
 	ingress *ingress.Ingress // nil when IngressPort is 0
-	httpLn  net.Listener
-	peers   *http.Client
 	metrics *metrics
-	leases  *leaseBatcher
 	sup     *runtime.Supervisor
+	store   *transfer.Store  // the checkpoints: the supervisor's and the transfer servers'
 	xfer    *transfer.Server // receives checkpoints from holders (QUIC)
 	xferTCP *transfer.Server // the same over mutual TLS on TCP
-	sender  checkpointSender // ships checkpoints to standbys
 	pager   pageOpener       // the page relay of lazy moves
 	kick    chan struct{}    // wakes the leader loop early
-	evac    *evacuation      // the moves the leader started
 
-	metaMu sync.Mutex // serializes gossip metadata updates
-	mu     sync.Mutex // guards the fields below
-	// leaderSince is when this node last became leader (zero: not leader).
-	leaderSince monotime.Instant
-	// leaseSentAt is the send time of the last acknowledged lease renewal.
-	leaseSentAt monotime.Instant
-	// leaseSeen is, on the leader, when it applied each node's last
-	// renewal (this leadership only): the leader's own view of the
-	// leases, on a clock no wall-clock step moves.
-	leaseSeen map[string]monotime.Instant
-	// leaseIndex is the leader's applied index at the last renewal.
-	leaseIndex uint64
-	// mirrorIndex and mirrorServers are the last mirror fetched.
-	mirrorIndex   uint64
-	mirrorServers []raft.Server
-	mirrorLeader  string
-	// noLeaderSince is when Raft last started knowing no leader (orphaned).
-	noLeaderSince time.Time
-	// syncedIndex is the index of the newest replica the supervisor
-	// followed (syncTo): it never follows an older one.
-	syncedIndex uint64
-	lastMeta    gossip.Meta
-	// spareSince is when the leader first saw each spare (autopilot debounce).
-	spareSince map[string]time.Time
-	// doomedUntil is the deadline of the termination notice this node got;
-	// zero without one.
-	doomedUntil time.Time
-	// fencedAt is when fenceLoop froze the workloads; zero when not fenced.
-	fencedAt time.Time
-	// heldOnce: fenceLoop let the workloads run at least once since start.
-	heldOnce bool
-	// prepared is the last checkpoint seq this node prepared per workload.
-	prepared map[string]uint64
-	closed   bool
+	// The parts, in the order a request meets them.
+	dir     *directory      // where peers are (gossip)
+	rep     *replica        // the read side: Raft replica or mirror
+	mirror  *mirror         // a member's copy of the leader's state
+	calls   *peerClient     // calls to other peers' internal endpoints
+	prop    *proposer       // the write side: commands through Raft
+	leases  *leases         // node leases, both ends
+	fence   *fence          // the holder's self-fence and this host's doom
+	self    *membership     // this node in the gossip pool
+	pilot   *autopilot      // the leader's server set
+	syncer  *syncer         // the supervisor follows the replica
+	commits *committer      // the holder's two-phase commit
+	offers  *offers         // what peers may push or read here
+	moves   *moves          // moves run on the holder
+	cluster *runtimeCluster // the supervisor's view of the cluster
+	notices *notices        // this host's cloud notices
+	gc      *collector      // checkpoints nobody needs
+	evac    *evacuation     // the moves the leader started
+
+	mu     sync.Mutex // guards closed
+	closed bool
 
 	runCtx context.Context // ends when Close begins
 	cancel context.CancelFunc
@@ -108,9 +92,8 @@ func New(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, now: cfg.Now, mono: cfg.Mono, addr: cfg.advertise(),
-		machine: fsm.New(), mirror: fsm.New(), leases: newLeaseBatcher(), kick: make(chan struct{}, 1),
-		prepared: map[string]uint64{}, evac: newEvacuation(cfg.EvacuationRate, cfg.EvacuationBurst)}
+	n := &Node{cfg: cfg, log: cfg.Logger, now: cfg.Now, mono: cfg.Mono, addr: cfg.advertise(), kick: make(chan struct{}, 1),
+		evac: newEvacuation(cfg.EvacuationRate, cfg.EvacuationBurst)}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
 	}
@@ -125,10 +108,43 @@ func New(cfg Config) (*Node, error) {
 		n.testClock = &jumpClock{}
 		n.now = n.testClock.Now
 	}
-	n.startedAt = n.now()
 	n.metrics = newMetrics(n)
-	n.peers = n.peerHTTPClient()
+	n.wire(n.now())
 	return n, nil
+}
+
+// wire builds the parts and points them at each other; Start fills in
+// what exists only once started (Raft, gossip, the supervisor).
+func (n *Node) wire(startedAt time.Time) {
+	cfg, name, log := n.cfg, n.cfg.Name, n.log
+	var rt http.RoundTripper
+	if cfg.Net != nil {
+		rt = cfg.Net.RoundTripper(n.addr)
+	}
+	crash := crashPoints{enabled: cfg.UnsafeCrashPoints, dataDir: cfg.DataDir, log: log}
+	n.dir = &directory{}
+	n.mirror = newMirror(log)
+	n.rep = &replica{name: name, machine: fsm.New(), mirror: n.mirror, dir: n.dir, now: n.now}
+	n.calls = newPeerClient(rt, cfg.APIToken)
+	n.prop = &proposer{rep: n.rep, call: n.calls, timeout: cfg.ForwardTimeout, metrics: n.metrics, log: log}
+	n.leases = &leases{name: name, ttl: cfg.LeaseTTL, drift: cfg.DriftBound, now: n.now, mono: n.mono, rep: n.rep,
+		prop: n.prop, call: n.calls, batch: newLeaseBatcher(), metrics: n.metrics, log: log, seen: map[string]monotime.Instant{}}
+	n.syncer = &syncer{name: name, rep: n.rep}
+	n.fence = &fence{name: name, disabled: cfg.UnsafeNoFencing, startedAt: startedAt, now: n.now, mono: n.mono,
+		leases: n.leases, rep: n.rep, prop: n.prop, sync: n.syncer, metrics: n.metrics, log: log}
+	n.self = &membership{join: cfg.Join, rep: n.rep, fence: n.fence, log: log.With("part", "gossip")}
+	n.pilot = &autopilot{cfg: placement.AutopilotConfig{Voters: cfg.Voters, Spares: cfg.Spares}, timeout: cfg.ForwardTimeout,
+		rep: n.rep, leases: n.leases, now: n.now, metrics: n.metrics, log: log}
+	n.commits = &committer{name: name, rep: n.rep, prop: n.prop, crash: crash, now: n.now, metrics: n.metrics, log: log,
+		prepared: map[string]uint64{}}
+	n.offers = &offers{name: name, rep: n.rep}
+	n.moves = &moves{name: name, timeout: cfg.ForwardTimeout, rep: n.rep, prop: n.prop, commits: n.commits, call: n.calls,
+		crash: crash, now: n.now, metrics: n.metrics, log: log}
+	n.cluster = &runtimeCluster{name: name, rep: n.rep, prop: n.prop, commits: n.commits, call: n.calls, now: n.now, log: log}
+	n.notices = &notices{w: cfg.Watcher, host: fsm.Hazard{Node: name, Cloud: cfg.Cloud, Region: cfg.Region, Zone: cfg.Zone,
+		InstanceType: cfg.InstanceType}, rep: n.rep, prop: n.prop, fence: n.fence, members: n.self, now: n.now,
+		metrics: n.metrics, log: log}
+	n.gc = &collector{name: name, grace: cfg.CheckpointGCGrace, rep: n.rep, now: n.now, log: log}
 }
 
 // Name is the node's name.
@@ -153,27 +169,27 @@ func (n *Node) Start() error {
 			return err
 		}
 	}
-	n.goLoop(ctx, "join", n.joinLoop)
+	n.goLoop(ctx, "join", n.self.joinLoop)
 	n.goLoop(ctx, "bootstrap", n.bootstrapLoop)
-	n.goLoop(ctx, "meta", n.metaLoop)
+	n.goLoop(ctx, "meta", n.self.metaLoop)
 	n.goLoop(ctx, "leader", n.leaderLoop)
 	n.goLoop(ctx, "events", n.eventLoop)
-	n.goLoop(ctx, "lease-flush", n.leaseFlushLoop)
-	n.goLoop(ctx, "lease-renew", n.renewLoop)
-	n.goLoop(ctx, "mirror", n.mirrorLoop)
-	n.goLoop(ctx, "sync", n.syncLoop)
-	n.goLoop(ctx, "reports", n.reportLoop)
-	n.goLoop(ctx, "gc", n.gcLoop)
+	n.goLoop(ctx, "lease-flush", n.leases.flushLoop)
+	n.goLoop(ctx, "lease-renew", func(ctx context.Context) { n.leases.renewLoop(ctx, n.fence.held) })
+	n.goLoop(ctx, "mirror", func(ctx context.Context) { n.mirror.follow(ctx, n.rep, n.calls) })
+	n.goLoop(ctx, "sync", n.syncer.loop)
+	n.goLoop(ctx, "reports", n.syncer.reportLoop)
+	n.goLoop(ctx, "gc", n.gc.loop)
 	if n.cfg.UnsafeNoFencing {
 		n.log.Warn("fencing is switched off (--unsafe-disable-fencing): two holders may serve one workload at once")
 	} else {
-		n.goLoop(ctx, "fence", n.fenceLoop)
+		n.goLoop(ctx, "fence", n.fence.loop)
 		if len(n.cfg.KeeperCommand) > 0 {
-			n.goLoop(ctx, "keeper", n.keeperLoop)
+			n.goLoop(ctx, "keeper", func(ctx context.Context) { n.fence.keeperLoop(ctx, n.cfg.KeeperCommand, n.cfg.DataDir) })
 		}
 	}
-	n.goLoop(ctx, "watch", n.watchLoop)
-	n.goLoop(ctx, "ingress", n.ingressLoop)
+	n.goLoop(ctx, "watch", n.notices.loop)
+	n.goLoop(ctx, "ingress", func(ctx context.Context) { serveIngress(ctx, n.ingress, n.fence.doomed, n.log) })
 	n.log.Info("peer started", "addr", n.addr, "http", n.cfg.HTTPPort, "raft", n.cfg.RaftPort, "gossip", n.cfg.GossipPort)
 	return nil
 }
@@ -227,7 +243,7 @@ func (n *Node) Close() error {
 		errs = append(errs, c.Close())
 	}
 	if n.cfg.Net != nil {
-		n.cfg.Net.hostDown(n.addr)
+		n.cfg.Net.HostDown(n.addr)
 	}
 	n.log.Info("peer stopped")
 	return errors.Join(errs...)
@@ -259,11 +275,13 @@ func (n *Node) startRuntime() error {
 	rc.Logger = n.log.With("part", "runtime")
 	rc.Env = []string{"LIFEBOAT_API=http://" + net.JoinHostPort(n.cfg.advertise(), strconv.Itoa(n.cfg.HTTPPort))}
 	rc.Keep = fsm.KeepCheckpoints + 1 // the committed ones and the one in flight; gcLoop trims the rest
-	sup, err := runtime.New(rc, &runtimeCluster{n: n}, cks...)
+	sup, err := runtime.New(rc, n.cluster, cks...)
 	if err != nil {
 		return fmt.Errorf("data-dir: %w", err)
 	}
-	n.sup = sup
+	n.sup, n.store = sup, sup.Store()
+	n.fence.sup, n.syncer.sup, n.self.sup, n.offers.sup, n.moves.sup, n.notices.sup = sup, sup, sup, sup, sup, sup
+	n.gc.store = n.store
 	if !n.cfg.UnsafeNoFencing {
 		sup.Fence(true) // until the first lease renewal (fenceLoop)
 	}
@@ -273,19 +291,18 @@ func (n *Node) startRuntime() error {
 // startHTTP serves the admin API.
 func (n *Node) startHTTP() error {
 	n.api = api.NewServer(n, api.Auth{Write: n.cfg.APIToken, Read: n.cfg.APIReadToken}, n.metrics.handler())
-	n.registerInternal(n.api)
+	peerHandler{n}.register(n.api)
 	h := n.metrics.instrument(n.api)
 	n.httpSrv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	addr := net.JoinHostPort(n.cfg.BindAddr, strconv.Itoa(n.cfg.HTTPPort))
 	if n.cfg.Net != nil {
-		n.cfg.Net.serveHTTP(n.HTTPAddr(), h)
+		n.cfg.Net.ServeHTTP(n.HTTPAddr(), h)
 		return nil
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("http-port: listening on %s: %w", addr, err)
 	}
-	n.httpLn = ln
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -294,16 +311,4 @@ func (n *Node) startHTTP() error {
 		}
 	}()
 	return nil
-}
-
-// sleep waits d or until ctx ends, and reports whether ctx is still live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -2,10 +2,13 @@ package node
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/lifeboat/lifeboat/fsm"
+	"github.com/lifeboat/lifeboat/internal/wait"
 	"github.com/lifeboat/lifeboat/node/cloud"
+	"github.com/lifeboat/lifeboat/node/runtime"
 )
 
 // NoticeWatcher is what a peer needs of its cloud's termination watcher
@@ -15,14 +18,28 @@ type NoticeWatcher interface {
 	Ack(ctx context.Context, n cloud.Notice) error
 }
 
-// watchLoop turns the cloud's notices into the cluster's: a doomed host
+// notices turns this host's cloud notices into the cluster's.
+type notices struct {
+	w       NoticeWatcher
+	host    fsm.Hazard // this host: node, cloud, region, zone, instance type
+	rep     *replica
+	prop    *proposer
+	fence   *fence
+	members *membership
+	sup     *runtime.Supervisor // set by Node.startRuntime, before any loop runs
+	now     func() time.Time
+	metrics *metrics
+	log     *slog.Logger
+}
+
+// loop turns the cloud's notices into the cluster's: a doomed host
 // gossips it at once and records it in Raft (the leader then evacuates
 // it); a rebalance recommendation checkpoints every workload here now, so
 // that the standbys hold a fresh copy before a notice comes. Once a
 // doomed host holds nothing, the notice is acknowledged (Azure's
 // StartRequests).
-func (n *Node) watchLoop(ctx context.Context) {
-	w := n.cfg.Watcher
+func (ns *notices) loop(ctx context.Context) {
+	w := ns.w
 	if w == nil {
 		return
 	}
@@ -31,7 +48,7 @@ func (n *Node) watchLoop(ctx context.Context) {
 	go func() {
 		defer close(done)
 		if err := w.Watch(ctx, notices); err != nil && ctx.Err() == nil {
-			n.log.Error("the termination watcher stopped", "err", err)
+			ns.log.Error("the termination watcher stopped", "err", err)
 		}
 	}()
 	defer func() { <-done }()
@@ -43,18 +60,18 @@ func (n *Node) watchLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case no := <-notices:
-			n.onNotice(ctx, no)
+			ns.on(ctx, no)
 			if no.Doomed() && no.ID != "" {
 				unacked = append(unacked, no)
 			}
 		case <-tick.C:
-			if len(unacked) > 0 && n.holdsNothing() {
+			if len(unacked) > 0 && ns.holdsNothing() {
 				for _, no := range unacked {
 					if err := w.Ack(ctx, no); err != nil {
-						n.log.Warn("acknowledging the notice failed", "id", no.ID, "err", err)
+						ns.log.Warn("acknowledging the notice failed", "id", no.ID, "err", err)
 						continue
 					}
-					n.log.Info("notice acknowledged: the host is empty", "id", no.ID)
+					ns.log.Info("notice acknowledged: the host is empty", "id", no.ID)
 				}
 				unacked = nil
 			}
@@ -62,52 +79,50 @@ func (n *Node) watchLoop(ctx context.Context) {
 	}
 }
 
-// onNotice acts on one notice.
-func (n *Node) onNotice(ctx context.Context, no cloud.Notice) {
+// on acts on one notice.
+func (ns *notices) on(ctx context.Context, no cloud.Notice) {
 	deadline := no.Deadline
 	if deadline.IsZero() {
-		deadline = n.now().Add(30 * time.Second)
+		deadline = ns.now().Add(30 * time.Second)
 	}
-	n.log.Warn("termination notice", "cloud", no.Cloud, "kind", no.Kind, "deadline", deadline, "reason", no.Reason)
-	n.metrics.notices.WithLabelValues(no.Kind).Inc()
-	hz := fsm.Hazard{Node: n.cfg.Name, Cloud: n.cfg.Cloud, Region: n.cfg.Region, Zone: n.cfg.Zone,
-		InstanceType: n.cfg.InstanceType, Kind: no.Kind, At: no.SeenAt}
+	ns.log.Warn("termination notice", "cloud", no.Cloud, "kind", no.Kind, "deadline", deadline, "reason", no.Reason)
+	ns.metrics.notices.WithLabelValues(no.Kind).Inc()
+	hz := ns.host
+	hz.Kind, hz.At = no.Kind, no.SeenAt
 	if !no.Doomed() {
-		n.applyLogged(ctx, fsm.HazardRecord{Hazard: hz})
-		n.precopy(ctx)
+		ns.prop.applyLogged(ctx, fsm.HazardRecord{Hazard: hz})
+		ns.precopy(ctx)
 		return
 	}
-	n.mu.Lock()
-	n.doomedUntil = deadline // gossiped with the next metadata round, before Raft hears of it
-	n.mu.Unlock()
-	n.pushMeta()
+	ns.fence.doom(deadline) // gossiped at once, before Raft hears of it
+	ns.members.push()
 	for attempt := 0; ctx.Err() == nil && attempt < 20; attempt++ {
-		_, _, err := n.apply(ctx, fsm.NodeStateChange{Node: n.cfg.Name, State: fsm.NodeDoomed, Deadline: deadline, At: n.now()})
+		_, _, err := ns.prop.apply(ctx, fsm.NodeStateChange{Node: hz.Node, State: fsm.NodeDoomed, Deadline: deadline, At: ns.now()})
 		if err == nil {
 			break
 		}
-		n.log.Warn("recording the notice failed; retrying", "err", err)
-		sleep(ctx, 100*time.Millisecond)
+		ns.log.Warn("recording the notice failed; retrying", "err", err)
+		wait.Sleep(ctx, 100*time.Millisecond)
 	}
-	n.applyLogged(ctx, fsm.HazardRecord{Hazard: hz})
+	ns.prop.applyLogged(ctx, fsm.HazardRecord{Hazard: hz})
 }
 
 // precopy checkpoints every workload this node holds, now.
-func (n *Node) precopy(ctx context.Context) {
-	for _, w := range n.view().Workloads() {
-		if w.Assignment.Holder != n.cfg.Name || w.Spec.Checkpoint.Mode == fsm.ModeNone {
+func (ns *notices) precopy(ctx context.Context) {
+	for _, w := range ns.rep.view().Workloads() {
+		if w.Assignment.Holder != ns.host.Node || w.Spec.Checkpoint.Mode == fsm.ModeNone {
 			continue
 		}
-		if _, err := n.sup.Checkpoint(ctx, w.Spec.ID); err != nil {
-			n.log.Warn("pre-copy checkpoint failed", "workload", w.Spec.ID, "err", err)
+		if _, err := ns.sup.Checkpoint(ctx, w.Spec.ID); err != nil {
+			ns.log.Warn("pre-copy checkpoint failed", "workload", w.Spec.ID, "err", err)
 		}
 	}
 }
 
 // holdsNothing reports whether the replica grants this node no workload.
-func (n *Node) holdsNothing() bool {
-	for _, w := range n.view().Workloads() {
-		if w.Assignment.Holder == n.cfg.Name {
+func (ns *notices) holdsNothing() bool {
+	for _, w := range ns.rep.view().Workloads() {
+		if w.Assignment.Holder == ns.host.Node {
 			return false
 		}
 	}

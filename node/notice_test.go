@@ -93,16 +93,16 @@ func TestNoticeEvacuatesTheHost(t *testing.T) {
 		}
 		return nil
 	})
-	rec, _ := tc.node("c1").view().Node("a1")
+	rec, _ := tc.node("c1").rep.view().Node("a1")
 	if rec.State != fsm.NodeDoomed || !rec.Deadline.Equal(deadline) {
 		t.Fatalf("a1 in Raft: %s, deadline %v", rec.State, rec.Deadline)
 	}
 	kinds := map[string]bool{}
-	for _, h := range tc.node("c1").view().Hazards() {
+	for _, h := range tc.node("c1").rep.view().Hazards() {
 		kinds[h.Kind] = h.Node == "a1"
 	}
 	if !kinds[cloud.KindRebalance] || !kinds[cloud.KindPreempt] {
-		t.Fatalf("hazards %+v", tc.node("c1").view().Hazards())
+		t.Fatalf("hazards %+v", tc.node("c1").rep.view().Hazards())
 	}
 	eventually(t, 5*time.Second, "the notice acknowledged", func() error {
 		if a := fw.acks(); len(a) != 1 || a[0] != "ev-1" {

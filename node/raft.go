@@ -16,7 +16,6 @@ import (
 	"github.com/hashicorp/raft"
 
 	raftboltdb "github.com/hashicorp/raft-boltdb"
-	"github.com/lifeboat/lifeboat/gossip"
 
 	"github.com/lifeboat/lifeboat/fsm"
 )
@@ -84,11 +83,11 @@ func (n *Node) startRaft() error {
 	if err != nil {
 		return fmt.Errorf("data-dir: reading raft state: %w", err)
 	}
-	r, err := raft.NewRaft(n.raftConfig(), raftFSM{n.machine}, logs, stable, snaps, trans)
+	r, err := raft.NewRaft(n.raftConfig(), raftFSM{n.rep.machine}, logs, stable, snaps, trans)
 	if err != nil {
 		return fmt.Errorf("starting raft: %w", err)
 	}
-	n.raft = r
+	n.raft, n.rep.raft = r, r
 	return nil
 }
 
@@ -96,8 +95,8 @@ func (n *Node) raftAddr() string { return net.JoinHostPort(n.addr, strconv.Itoa(
 
 func (n *Node) raftParts() (raft.LogStore, raft.StableStore, raft.SnapshotStore, raft.Transport, error) {
 	if n.cfg.Net != nil {
-		st := n.cfg.Net.stores(n.cfg.Name)
-		return st.logs, st.logs, st.snaps, n.cfg.Net.raftTransport(n.raftAddr()), nil
+		logs, stable, snaps := n.cfg.Net.RaftStores(n.cfg.Name)
+		return logs, stable, snaps, n.cfg.Net.RaftTransport(n.raftAddr()), nil
 	}
 	dir := filepath.Join(n.cfg.DataDir, "raft")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -131,102 +130,6 @@ func (n *Node) raftParts() (raft.LogStore, raft.StableStore, raft.SnapshotStore,
 	})
 	n.closers = append(n.closers, trans)
 	return logs, bolt, snaps, trans, nil
-}
-
-// servers returns the latest Raft configuration this node knows: its own
-// replica's when it is in Raft, otherwise the mirror's.
-func (n *Node) servers() []raft.Server {
-	if s, ok := n.localServers(); ok && n.inConfig(s) {
-		return s
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return append([]raft.Server(nil), n.mirrorServers...)
-}
-
-func (n *Node) localServers() ([]raft.Server, bool) {
-	f := n.raft.GetConfiguration()
-	if err := f.Error(); err != nil {
-		return nil, false
-	}
-	return f.Configuration().Servers, true
-}
-
-func (n *Node) inConfig(servers []raft.Server) bool {
-	for _, s := range servers {
-		if string(s.ID) == n.cfg.Name {
-			return true
-		}
-	}
-	return false
-}
-
-// inRaft reports whether this node is in its own latest configuration and
-// so keeps a live replica — unless it is orphaned.
-func (n *Node) inRaft() bool {
-	s, ok := n.localServers()
-	return ok && n.inConfig(s) && !n.orphaned()
-}
-
-// orphanAfter is how long a node in Raft may know no leader while gossip
-// shows another peer leading before it takes itself for removed.
-const orphanAfter = 5 * time.Second
-
-// orphaned reports that this node was taken out of Raft without learning
-// it: autopilot removed it while it was stopped or cut off, and its own
-// copy of the configuration still lists it, so it campaigns in vain (the
-// others have a leader and ignore it) and knows no leader. Once Raft has
-// known no leader for orphanAfter while gossip shows another live peer
-// leading, the node acts as a member — reads from the mirror, forwards to
-// the gossiped leader, renews its lease there — until a leader takes it
-// back into Raft.
-func (n *Node) orphaned() bool {
-	if n.raft.State() == raft.Leader {
-		return false
-	}
-	_, id := n.raft.LeaderWithID()
-	now := n.now()
-	n.mu.Lock()
-	if id != "" {
-		n.noLeaderSince = time.Time{}
-		n.mu.Unlock()
-		return false
-	}
-	if n.noLeaderSince.IsZero() {
-		n.noLeaderSince = now
-	}
-	since := n.noLeaderSince
-	n.mu.Unlock()
-	if now.Sub(since) < orphanAfter || n.gossip == nil {
-		return false
-	}
-	for _, m := range n.gossip.Members() {
-		if m.Meta.Leader && m.State == gossip.MemberAlive && m.Name != n.cfg.Name {
-			return true
-		}
-	}
-	return false
-}
-
-// isLeader reports whether this node leads now.
-func (n *Node) isLeader() bool { return n.raft.State() == raft.Leader }
-
-// view is the replica reads come from: this node's Raft replica while it
-// is in Raft, otherwise the mirror of the leader's state — except before
-// the mirror's first fetch, when a node that just left Raft (autopilot
-// demoted it) still has its last Raft replica, stale but far better than
-// the empty mirror.
-func (n *Node) view() *fsm.Machine {
-	if n.inRaft() {
-		return n.machine
-	}
-	n.mu.Lock()
-	synced := n.mirrorIndex > 0
-	n.mu.Unlock()
-	if !synced && n.raft.AppliedIndex() > 0 {
-		return n.machine
-	}
-	return n.mirror
 }
 
 // hclogFor routes hashicorp's hclog output into slog.

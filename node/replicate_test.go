@@ -161,7 +161,7 @@ func TestCheckpointGC(t *testing.T) {
 	}
 	for _, node := range []string{"a1", standby} {
 		eventually(t, 5*time.Second, node+" keeps the committed", func() error { // its replica may lag a moment
-			tc.node(node).collectCheckpoints(0)
+			tc.node(node).gc.collect(0)
 			if got := seqs(node); !slices.Equal(got, []uint64{3, 4}) {
 				return fmt.Errorf("%s keeps %v after gc, want the committed [3 4]", node, got)
 			}
@@ -173,7 +173,7 @@ func TestCheckpointGC(t *testing.T) {
 	}
 	for _, node := range []string{"a1", standby} {
 		eventually(t, 10*time.Second, node+" collects the removed workload", func() error {
-			tc.node(node).collectCheckpoints(0)
+			tc.node(node).gc.collect(0)
 			if got := seqs(node); len(got) != 0 {
 				return fmt.Errorf("%s keeps %v", node, got)
 			}

@@ -14,7 +14,7 @@ import (
 // standbys among eligible peers, and a WorkloadGrant gives the holder the
 // first epoch. A workload nobody can take stays pending and is logged.
 func (n *Node) grantPending(ctx context.Context) {
-	workloads := n.machine.Workloads()
+	workloads := n.rep.machine.Workloads()
 	// Room a preemption freed for an evacuee is not given away.
 	nodes := n.evac.withReservations(n.placementNodes(workloads), "", n.now())
 	for _, w := range workloads {
@@ -31,7 +31,7 @@ func (n *Node) grantPending(ctx context.Context) {
 		}
 		standbys := placement.ChooseStandbys(req, holder, nodes, w.Spec.Standbys)
 		n.applyLogged(ctx, fsm.WorkloadGrant{Workload: w.Spec.ID, Holder: holder, Standbys: standbys, At: n.now()})
-		nodes = n.evac.withReservations(n.placementNodes(n.machine.Workloads()), "", n.now())
+		nodes = n.evac.withReservations(n.placementNodes(n.rep.machine.Workloads()), "", n.now())
 	}
 }
 
@@ -60,7 +60,7 @@ func (n *Node) placementNodes(workloads []fsm.Workload) []placement.Node {
 	}
 	members := n.members()
 	var out []placement.Node
-	for _, rec := range n.machine.Nodes() {
+	for _, rec := range n.rep.machine.Nodes() {
 		m, ok := members[rec.Name]
 		free := placement.Resources{
 			MemoryMiB: rec.Capacity.MemoryMiB - used[rec.Name].MemoryMiB,
@@ -79,7 +79,7 @@ func (n *Node) placementNodes(workloads []fsm.Workload) []placement.Node {
 // and a missing one is added, by the same placement choice as at grant.
 // Checkpoints then go to the new standby from the next one on.
 func (n *Node) refillStandbys(ctx context.Context) {
-	workloads := n.machine.Workloads()
+	workloads := n.rep.machine.Workloads()
 	nodes := n.placementNodes(workloads)
 	eligible := map[string]bool{}
 	for _, nd := range nodes {

@@ -1,4 +1,8 @@
-package node
+// Package memnet is the in-memory twin of every transport a lifeboat peer
+// uses (node.Network): gossip packets and streams, the Raft transport and
+// stores, and the peer HTTP calls. Tests only; the production binary never
+// imports it.
+package memnet
 
 import (
 	"bytes"
@@ -14,12 +18,10 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// MemNet is the in-memory twin of every transport a peer uses: gossip
-// packets and streams, the Raft transport and the peer HTTP calls. It can
-// cut links between hosts (by advertise IP) to partition them, so that
-// multi-peer logic runs in one process in milliseconds. Only tests use it;
-// it lives here because the node wires it in place of the real sockets.
-type MemNet struct {
+// Net is an in-memory network of peers. It can cut links between hosts
+// (by advertise IP) to partition them, so that multi-peer logic runs in
+// one process in milliseconds.
+type Net struct {
 	mu     sync.Mutex
 	raft   map[string]*raft.InmemTransport // by "ip:port"
 	gossip map[string]*memGossip           // by "ip:port"
@@ -36,8 +38,9 @@ type memStores struct {
 	snaps *raft.InmemSnapshotStore
 }
 
-// stores returns the persistent in-memory Raft stores of a node.
-func (n *MemNet) stores(name string) memStores {
+// RaftStores returns the in-memory Raft stores of a node; they outlive
+// the node, so that a restart "with the same data dir" finds its state.
+func (n *Net) RaftStores(name string) (raft.LogStore, raft.StableStore, raft.SnapshotStore) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	st, ok := n.disks[name]
@@ -45,12 +48,12 @@ func (n *MemNet) stores(name string) memStores {
 		st = memStores{logs: raft.NewInmemStore(), snaps: raft.NewInmemSnapshotStore()}
 		n.disks[name] = st
 	}
-	return st
+	return st.logs, st.logs, st.snaps
 }
 
-// NewMemNet returns an empty in-memory network.
-func NewMemNet() *MemNet {
-	return &MemNet{
+// New returns an empty in-memory network.
+func New() *Net {
+	return &Net{
 		raft:   map[string]*raft.InmemTransport{},
 		gossip: map[string]*memGossip{},
 		http:   map[string]http.Handler{},
@@ -61,7 +64,7 @@ func NewMemNet() *MemNet {
 }
 
 // Cut severs the link between hosts a and b (advertise IPs) both ways.
-func (n *MemNet) Cut(a, b string) {
+func (n *Net) Cut(a, b string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.cut[[2]string{a, b}] = true
@@ -70,7 +73,7 @@ func (n *MemNet) Cut(a, b string) {
 }
 
 // Heal restores every cut link.
-func (n *MemNet) Heal() {
+func (n *Net) Heal() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.cut = map[[2]string]bool{}
@@ -78,7 +81,7 @@ func (n *MemNet) Heal() {
 }
 
 // reachableLocked reports whether a packet from host a reaches host b.
-func (n *MemNet) reachableLocked(a, b string) bool {
+func (n *Net) reachableLocked(a, b string) bool {
 	return !n.down[a] && !n.down[b] && !n.cut[[2]string{a, b}]
 }
 
@@ -92,7 +95,7 @@ func hostOf(addr string) string {
 
 // syncRaftLocked connects every pair of reachable Raft transports and
 // disconnects the rest.
-func (n *MemNet) syncRaftLocked() {
+func (n *Net) syncRaftLocked() {
 	for a, ta := range n.raft {
 		for b, tb := range n.raft {
 			if a == b {
@@ -107,8 +110,8 @@ func (n *MemNet) syncRaftLocked() {
 	}
 }
 
-// raftTransport registers and returns the Raft transport of addr.
-func (n *MemNet) raftTransport(addr string) *raft.InmemTransport {
+// RaftTransport registers and returns the Raft transport of addr.
+func (n *Net) RaftTransport(addr string) raft.Transport {
 	_, t := raft.NewInmemTransport(raft.ServerAddress(addr))
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -118,8 +121,8 @@ func (n *MemNet) raftTransport(addr string) *raft.InmemTransport {
 	return t
 }
 
-// hostDown marks a host's transports gone (its node was closed or killed).
-func (n *MemNet) hostDown(ip string) {
+// HostDown marks a host's transports gone (its node was closed or killed).
+func (n *Net) HostDown(ip string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.down[ip] = true
@@ -142,21 +145,22 @@ func (n *MemNet) hostDown(ip string) {
 	n.syncRaftLocked()
 }
 
-// serveHTTP registers the admin handler of addr.
-func (n *MemNet) serveHTTP(addr string, h http.Handler) {
+// ServeHTTP registers the admin handler of addr.
+func (n *Net) ServeHTTP(addr string, h http.Handler) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.http[addr] = h
 }
 
-// roundTripper returns an http.RoundTripper that delivers requests sent
-// from host "from" to the registered handlers.
-func (n *MemNet) roundTripper(from string) http.RoundTripper {
+// RoundTripper returns an http.RoundTripper that delivers requests sent
+// from host "from" to the registered handlers. A request to a host that is
+// down, cut off or unknown fails as a dial would: a *net.OpError "dial".
+func (n *Net) RoundTripper(from string) http.RoundTripper {
 	return memRoundTripper{net: n, from: from}
 }
 
 type memRoundTripper struct {
-	net  *MemNet
+	net  *Net
 	from string
 }
 
@@ -169,7 +173,8 @@ func (rt memRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		if req.Body != nil {
 			req.Body.Close()
 		}
-		return nil, fmt.Errorf("memnet: no route from %s to %s", rt.from, req.URL.Host)
+		return nil, &net.OpError{Op: "dial", Net: "memnet", Source: memAddr(rt.from), Addr: memAddr(req.URL.Host),
+			Err: fmt.Errorf("no route from %s", rt.from)}
 	}
 	rec := &memResponse{header: http.Header{}, code: http.StatusOK}
 	h.ServeHTTP(rec, req)
@@ -199,8 +204,8 @@ func (r *memResponse) Write(b []byte) (int, error) {
 	return r.body.Write(b)
 }
 
-// gossipTransport registers and returns the gossip transport of addr.
-func (n *MemNet) gossipTransport(addr string) *memGossip {
+// GossipTransport registers and returns the gossip transport of addr.
+func (n *Net) GossipTransport(addr string) memberlist.NodeAwareTransport {
 	t := &memGossip{net: n, addr: addr, packets: make(chan *memberlist.Packet, 1024),
 		streams: make(chan net.Conn, 64), done: make(chan struct{})}
 	n.mu.Lock()
@@ -210,10 +215,10 @@ func (n *MemNet) gossipTransport(addr string) *memGossip {
 	return t
 }
 
-// memGossip is a memberlist transport over MemNet. Packets to an
+// memGossip is a memberlist transport over Net. Packets to an
 // unreachable or full peer are dropped, as UDP would drop them; dials fail.
 type memGossip struct {
-	net     *MemNet
+	net     *Net
 	addr    string
 	packets chan *memberlist.Packet
 	streams chan net.Conn
