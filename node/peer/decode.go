@@ -13,7 +13,8 @@ type request interface {
 	Validate() error
 }
 
-// DecodeApply reads an ApplyRequest of at most limitApply bytes.
+// DecodeApply reads an ApplyRequest of at most 64 bytes more than the
+// base64 of MaxCommand.
 func DecodeApply(r io.Reader) (ApplyRequest, error) {
 	return decode[ApplyRequest](r, "apply", limitApply)
 }

@@ -26,10 +26,10 @@ const (
 
 // Handler is what the endpoints need from the node. The HTTP server calls
 // it from its request goroutines, concurrently, with requests already
-// decoded and validated; every method may block and must honour ctx.
-// Requests and returned values belong to the callee and caller in turn
-// (neither keeps them). An error is answered with api.WriteError, so it
-// should wrap an api or fsm sentinel.
+// decoded and validated; every method may block and must honour ctx. A
+// request is the handler's to keep; what it returns the server only
+// encodes. An error is answered with api.WriteError, so it should wrap an
+// api or fsm sentinel (api.ErrNoLeader: safe to retry elsewhere).
 type Handler interface {
 	// Leads reports whether this peer leads the cluster now. Apply,
 	// Lease, Mirror and Results are refused with api.ErrNoLeader when it
@@ -80,7 +80,9 @@ func Register(s *api.Server, h Handler, opts Options) {
 	lead := leaderCheck(h, opts.Name)
 	s.Handle("POST "+pathApply, endpoint[ApplyRequest, ApplyAnswer]{decode: DecodeApply, lead: lead, call: h.Apply}.serve)
 	s.Handle("POST "+pathLease, endpoint[LeaseRequest, LeaseAnswer]{decode: DecodeLease, lead: lead, call: h.Lease}.serve)
-	s.Handle("POST "+pathMirror, endpoint[MirrorRequest, MirrorAnswer]{decode: DecodeMirror, wait: h.MirrorWait, lead: lead, call: h.Mirror}.serve)
+	s.Handle("POST "+pathMirror, endpoint[MirrorRequest, MirrorAnswer]{
+		decode: DecodeMirror, wait: h.MirrorWait, lead: lead, call: h.Mirror, // waits first, as a blocking query
+	}.serve)
 	s.Handle("POST "+pathCheckpoint, endpoint[CheckpointRequest, ActionAnswer]{decode: DecodeCheckpoint, call: h.Checkpoint}.serve)
 	s.Handle("POST "+pathRestart, endpoint[RestartRequest, ActionAnswer]{decode: DecodeRestart, call: h.Restart}.serve)
 	s.Handle("POST "+pathMigrate, endpoint[MigrateRequest, ActionAnswer]{decode: DecodeMigrate, call: h.Migrate}.serve)
