@@ -41,17 +41,24 @@ func TestConfig(t testing.TB, prefix, subnet string, hosts int) Config {
 	cfg := DefaultConfig()
 	cfg.Hosts, cfg.Prefix, cfg.Subnet = hosts, prefix, subnet
 	cfg.Dir = t.TempDir()
-	cfg.Bin = os.Getenv("LIFEBOAT_BIN")
-	if cfg.Bin == "" {
-		cfg.Bin = filepath.Join(t.TempDir(), "lifeboat")
-		out, err := exec.Command("go", "build", "-o", cfg.Bin, "github.com/lifeboat/lifeboat/cmd/lifeboat").CombinedOutput()
-		if err != nil {
-			t.Fatalf("building the agent: %v\n%s", err, out)
-		}
-	}
+	cfg.Bin = testBin(t)
 	cfg.AgentArgs = []string{"--lease-ttl", "3s"}
 	cfg.Logger = slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	return cfg
+}
+
+// testBin is $LIFEBOAT_BIN, or the binary built from this module.
+func testBin(t testing.TB) string {
+	t.Helper()
+	if bin := os.Getenv("LIFEBOAT_BIN"); bin != "" {
+		return bin
+	}
+	bin := filepath.Join(t.TempDir(), "lifeboat")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/lifeboat/lifeboat/cmd/lifeboat").CombinedOutput()
+	if err != nil {
+		t.Fatalf("building the agent: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // tWriter sends log lines to t.Log.
