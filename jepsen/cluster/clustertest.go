@@ -69,18 +69,24 @@ func (w tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// DumpOnFailure logs the last 60 lines of every agent's log if t failed.
-// Call it deferred, before Close.
+// DumpOnFailure logs the last 60 lines of every agent's log and the last
+// 20 of its emulator's if t failed. Call it deferred, before Close.
 func DumpOnFailure(t testing.TB, c *Cluster) {
 	if !t.Failed() {
 		return
 	}
 	for _, h := range c.Hosts {
-		b, _ := os.ReadFile(h.LogPath())
-		lines := strings.Split(string(b), "\n")
-		if len(lines) > 60 {
-			lines = lines[len(lines)-60:]
-		}
-		t.Logf("---- %s (%s) ----\n%s", h.Name, h.LogPath(), strings.Join(lines, "\n"))
+		t.Logf("---- %s (%s) ----\n%s", h.Name, h.LogPath(), tail(h.LogPath(), 60))
+		t.Logf("---- %s's emulator (%s) ----\n%s", h.Name, h.EmulatorLogPath(), tail(h.EmulatorLogPath(), 20))
 	}
+}
+
+// tail is the last n lines of the file at path.
+func tail(path string, n int) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(string(b), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
