@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lifeboat/lifeboat/fsm"
 	"github.com/lifeboat/lifeboat/jepsen/checker"
 	"github.com/lifeboat/lifeboat/jepsen/cluster"
 	"github.com/lifeboat/lifeboat/jepsen/history"
@@ -249,16 +248,48 @@ func fenceExercised(ops []history.Op, unfenced bool) checker.Verdict {
 	return v
 }
 
+// workloadRunning is the state GET /v1/workloads/ID reports for a
+// workload its holder runs.
+const workloadRunning = "running"
+
+// counterSpec is the workload spec (POST /v1/workloads, JSON) of counter
+// id in results mode: app checkpoints every 2 s, a service on port
+// reached through listen, high priority.
+func counterSpec(id, counter string, port, listen int) ([]byte, error) {
+	type checkpoint struct {
+		Mode     string `json:"mode"`
+		Interval string `json:"interval"`
+	}
+	type service struct {
+		Port   int    `json:"port"`
+		Listen int    `json:"listen,omitempty"`
+		SLO    string `json:"slo"`
+	}
+	type resources struct {
+		MemoryMiB int `json:"memory_mib"`
+	}
+	return json.Marshal(struct {
+		ID         string     `json:"id"`
+		Command    []string   `json:"command"`
+		Checkpoint checkpoint `json:"checkpoint"`
+		Service    service    `json:"service"`
+		Resources  resources  `json:"resources"`
+		Priority   string     `json:"priority"`
+	}{
+		ID: id, Command: []string{counter, "--port", fmt.Sprint(port), "--results"},
+		Checkpoint: checkpoint{Mode: "app", Interval: "2s"},
+		Service:    service{Port: port, Listen: listen, SLO: "3s"},
+		Resources:  resources{MemoryMiB: 16}, Priority: "high",
+	})
+}
+
 // submitCounters submits the counters in results mode (app checkpoints
 // every 2 s, one standby) and waits until each runs.
 func submitCounters(t *testing.T, ctx context.Context, c *cluster.Cluster, counter string, ports, listen map[string]int) {
 	t.Helper()
 	cl := c.Hosts[0].Client()
 	for id, port := range ports {
-		spec := fsm.WorkloadSpec{ID: id, Command: []string{counter, "--port", fmt.Sprint(port), "--results"},
-			Checkpoint: fsm.CheckpointPolicy{Mode: fsm.ModeApp, Interval: fsm.Duration(2 * time.Second)},
-			Service:    &fsm.Service{Port: port, Listen: listen[id], SLO: fsm.Duration(3 * time.Second)}, Resources: fsm.Resources{MemoryMiB: 16}, Priority: fsm.PriorityHigh}
-		b, err := json.Marshal(spec)
+		b, err := counterSpec(id, counter, port, listen[id])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -270,7 +301,7 @@ func submitCounters(t *testing.T, ctx context.Context, c *cluster.Cluster, count
 	for id := range ports {
 		for {
 			w, err := cl.Workload(ctx, id)
-			if err == nil && w.State == string(fsm.WorkloadRunning) {
+			if err == nil && w.State == workloadRunning {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -329,7 +360,7 @@ func observeRecovery(ctx context.Context, c *cluster.Cluster, workloads []string
 				rctx, cancel := context.WithTimeout(ctx, time.Second)
 				w, err := h.Client().Workload(rctx, id)
 				cancel()
-				if err == nil && w.State == string(fsm.WorkloadRunning) {
+				if err == nil && w.State == workloadRunning {
 					rec.WorkloadsRunningAt[id] = hist.Since(time.Now())
 					break
 				}

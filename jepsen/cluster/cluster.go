@@ -1,13 +1,16 @@
 // Package cluster is the Jepsen harness's stand-in data centre: one
 // network namespace per host on a switch (internal/netns), a metadata
-// emulator per host (its cloud, its own zone) served by the harness on the
-// switch's root end, and a real lifeboat agent in every namespace.
+// emulator per host (its cloud, its own zone: a `lifeboat emulate`
+// process listening on the switch's root end), and a real lifeboat agent
+// in every namespace. It drives the system only through the binary: its
+// CLI (agent, emulate, ca) and its HTTP APIs.
 //
 // Only the namespaces Start creates and the switch's root address carry
 // traffic. Close removes everything (processes, namespaces, switch,
 // emulators); so does SIGINT or SIGTERM while a cluster is open, after
 // which the signal is raised again. Start first removes what a crashed
-// run with the same Prefix left behind.
+// run with the same Prefix left behind; every process the harness starts
+// dies with it (Pdeathsig).
 package cluster
 
 import (
@@ -21,12 +24,9 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/lifeboat/lifeboat/internal/netns"
 	"github.com/lifeboat/lifeboat/node/api"
-	"github.com/lifeboat/lifeboat/node/cloud/emulate"
-	"github.com/lifeboat/lifeboat/transfer"
 )
 
 // Cluster is the running hosts. Hosts is fixed after Start.
@@ -115,12 +115,11 @@ func (c *Cluster) build() error {
 		return err
 	}
 	c.sw = sw
-	ca, err := loadOrMakeCA(filepath.Join(cfg.Dir, "ca"))
-	if err != nil {
+	if err := initCA(cfg.Bin, c.caDir()); err != nil {
 		return err
 	}
 	for i := range cfg.Hosts {
-		h, err := c.newHost(i, ca)
+		h, err := c.newHost(i)
 		if h != nil {
 			c.Hosts = append(c.Hosts, h)
 		}
@@ -133,33 +132,32 @@ func (c *Cluster) build() error {
 
 // newHost creates host i; a non-nil host is returned for cleanup even
 // with an error.
-func (c *Cluster) newHost(i int, ca *transfer.CA) (*Host, error) {
+func (c *Cluster) newHost(i int) (*Host, error) {
 	cfg := c.cfg
 	name := fmt.Sprintf("h%d", i+1)
 	ns, err := netns.New(cfg.Prefix + name)
 	if err != nil {
 		return nil, err
 	}
-	ec := cfg.emulatorConfig(i, name)
-	h := &Host{Name: name, IP: cfg.hostIP(i), Zone: ec.Zone, Cloud: ec.Cloud, NS: ns, c: c}
+	spec := cfg.emulatorSpec(i, name)
+	h := &Host{Name: name, IP: cfg.hostIP(i), Zone: spec.Zone, Cloud: spec.Cloud, NS: ns, c: c}
 	if err := c.sw.Plug(ns, h.IP); err != nil {
 		return h, err
 	}
-	if h.Emu, err = emulate.New(ec); err != nil {
+	if err := os.MkdirAll(h.Dir(), 0o700); err != nil {
 		return h, err
 	}
-	url, err := h.Emu.Start(cfg.rootIP() + ":0")
-	if err != nil {
-		return h, err
+	if h.Emu, err = startEmulator(cfg.Bin, spec.args(), cfg.rootIP()+":0", h.EmulatorLogPath()); err != nil {
+		return h, fmt.Errorf("cluster: %s: %w", name, err)
 	}
-	h.env = append(agentEnviron(), emulate.EnvLine(ec.Cloud, url))
+	c.log.Info("emulator started", "host", name, "pid", h.Emu.Pid(), "env", h.Emu.Env)
+	h.env = append(agentEnviron(), h.Emu.Env)
 	h.env = append(h.env, cfg.Env...)
-	id, err := ca.Issue(name, transfer.RolePeer, time.Now())
-	if err != nil {
-		return h, err
-	}
-	return h, id.Save(filepath.Join(cfg.Dir, "tls", name))
+	return h, issueCert(cfg.Bin, c.caDir(), name, filepath.Join(cfg.Dir, "tls", name))
 }
+
+// caDir is the cluster's CA.
+func (c *Cluster) caDir() string { return filepath.Join(c.cfg.Dir, "ca") }
 
 // agentEnviron is the harness's environment without any cloud endpoint
 // variable: each agent gets exactly its own emulator's.
@@ -173,18 +171,6 @@ func agentEnviron() []string {
 		out = append(out, kv)
 	}
 	return out
-}
-
-// loadOrMakeCA loads the cluster's CA from dir, or makes and saves one.
-func loadOrMakeCA(dir string) (*transfer.CA, error) {
-	if ca, err := transfer.LoadCA(dir); err == nil {
-		return ca, nil
-	}
-	ca, err := transfer.NewCA("jepsen", time.Now())
-	if err != nil {
-		return nil, err
-	}
-	return ca, ca.Save(dir)
 }
 
 // WaitFormed waits until every host's status shows a leader and all
@@ -273,10 +259,8 @@ func (c *Cluster) close() error {
 			}()
 		}
 		wg.Wait()
+		errs = append(errs, c.closeEmulators())
 		for _, h := range c.Hosts {
-			if h.Emu != nil {
-				errs = append(errs, h.Emu.Close())
-			}
 			errs = append(errs, h.NS.Close())
 		}
 		if c.sw != nil {
@@ -286,4 +270,22 @@ func (c *Cluster) close() error {
 		c.log.Info("cluster closed", "err", c.err)
 	})
 	return c.err
+}
+
+// closeEmulators ends every host's emulator process, all at once.
+func (c *Cluster) closeEmulators() error {
+	errs := make([]error, len(c.Hosts))
+	var wg sync.WaitGroup
+	for i, h := range c.Hosts {
+		if h.Emu == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = h.Emu.Close()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }

@@ -47,6 +47,12 @@ func TestClusterFormsKillsAndRestarts(t *testing.T) {
 	if len(zones) != 3 {
 		t.Errorf("zones %v: want one per host", zones)
 	}
+	for _, h := range c.Hosts {
+		es, err := h.Emu.State(ctx)
+		if err != nil || es.Cloud != h.Cloud || es.Zone != h.Zone || len(es.Notices) != 0 {
+			t.Errorf("%s's emulator (pid %d): %+v %v, want cloud %s zone %s and no notice", h.Name, h.Emu.Pid(), es, err, h.Cloud, h.Zone)
+		}
+	}
 
 	victim := c.Hosts[0]
 	if victim == leader {
@@ -95,6 +101,9 @@ func TestClusterFormsKillsAndRestarts(t *testing.T) {
 		if h.Running() {
 			t.Errorf("%s's agent still runs after Close", h.Name)
 		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", h.Emu.Pid())); h.Emu.Running() || err == nil {
+			t.Errorf("%s's emulator (pid %d) still runs after Close", h.Name, h.Emu.Pid())
+		}
 	}
 }
 
@@ -130,13 +139,50 @@ func TestZonesDistinct(t *testing.T) {
 	c.Hosts = 9
 	seen := map[string]bool{}
 	for i := range c.Hosts {
-		ec := c.emulatorConfig(i, "h")
-		if err := ec.Validate(); err != nil {
-			t.Fatalf("host %d: %v", i, err)
+		s := c.emulatorSpec(i, "h")
+		if s.Cloud != Azure && !strings.HasPrefix(s.Zone, s.Region) {
+			t.Fatalf("host %d: zone %s is not in region %s", i, s.Zone, s.Region)
 		}
-		if seen[ec.Zone] || seen[ec.InstanceID] {
-			t.Fatalf("host %d: zone %s or id %s repeats", i, ec.Zone, ec.InstanceID)
+		if seen[s.Zone] || seen[s.InstanceID] {
+			t.Fatalf("host %d: zone %s or id %s repeats", i, s.Zone, s.InstanceID)
 		}
-		seen[ec.Zone], seen[ec.InstanceID] = true, true
+		seen[s.Zone], seen[s.InstanceID] = true, true
+	}
+}
+
+func TestControlBase(t *testing.T) {
+	for line, want := range map[string]string{
+		"AWS_EC2_METADATA_SERVICE_ENDPOINT=http://10.240.0.254:40001/": "http://10.240.0.254:40001",
+		"GCE_METADATA_HOST=10.240.0.254:40002":                         "http://10.240.0.254:40002",
+		"LIFEBOAT_AZURE_METADATA_ENDPOINT=http://10.240.0.254:40003":   "http://10.240.0.254:40003",
+		"GCE_METADATA_HOST=10.240.0.254":                               "",
+		"time=... level=INFO msg=emulating":                            "",
+		"":                                                             "",
+	} {
+		got, err := controlBase(line)
+		if got != want || (want == "") != (err != nil) {
+			t.Errorf("controlBase(%q) = %q, %v; want %q", line, got, err, want)
+		}
+	}
+}
+
+func TestFirstLine(t *testing.T) {
+	var all strings.Builder
+	f := newFirstLine(&all)
+	for _, p := range []string{"GCE_METADATA", "_HOST=10.0.0.1:80\nmore", "\nlast\n"} {
+		if _, err := f.Write([]byte(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := <-f.line; got != "GCE_METADATA_HOST=10.0.0.1:80" {
+		t.Errorf("first line %q", got)
+	}
+	select {
+	case l := <-f.line:
+		t.Errorf("a second line was handed on: %q", l)
+	default:
+	}
+	if all.String() != "GCE_METADATA_HOST=10.0.0.1:80\nmore\nlast\n" {
+		t.Errorf("passed on %q", all.String())
 	}
 }

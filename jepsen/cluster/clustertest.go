@@ -41,17 +41,24 @@ func TestConfig(t testing.TB, prefix, subnet string, hosts int) Config {
 	cfg := DefaultConfig()
 	cfg.Hosts, cfg.Prefix, cfg.Subnet = hosts, prefix, subnet
 	cfg.Dir = t.TempDir()
-	cfg.Bin = os.Getenv("LIFEBOAT_BIN")
-	if cfg.Bin == "" {
-		cfg.Bin = filepath.Join(t.TempDir(), "lifeboat")
-		out, err := exec.Command("go", "build", "-o", cfg.Bin, "github.com/lifeboat/lifeboat/cmd/lifeboat").CombinedOutput()
-		if err != nil {
-			t.Fatalf("building the agent: %v\n%s", err, out)
-		}
-	}
+	cfg.Bin = testBin(t)
 	cfg.AgentArgs = []string{"--lease-ttl", "3s"}
 	cfg.Logger = slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	return cfg
+}
+
+// testBin is $LIFEBOAT_BIN, or the binary built from this module.
+func testBin(t testing.TB) string {
+	t.Helper()
+	if bin := os.Getenv("LIFEBOAT_BIN"); bin != "" {
+		return bin
+	}
+	bin := filepath.Join(t.TempDir(), "lifeboat")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/lifeboat/lifeboat/cmd/lifeboat").CombinedOutput()
+	if err != nil {
+		t.Fatalf("building the agent: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // tWriter sends log lines to t.Log.
@@ -62,18 +69,24 @@ func (w tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// DumpOnFailure logs the last 60 lines of every agent's log if t failed.
-// Call it deferred, before Close.
+// DumpOnFailure logs the last 60 lines of every agent's log and the last
+// 20 of its emulator's if t failed. Call it deferred, before Close.
 func DumpOnFailure(t testing.TB, c *Cluster) {
 	if !t.Failed() {
 		return
 	}
 	for _, h := range c.Hosts {
-		b, _ := os.ReadFile(h.LogPath())
-		lines := strings.Split(string(b), "\n")
-		if len(lines) > 60 {
-			lines = lines[len(lines)-60:]
-		}
-		t.Logf("---- %s (%s) ----\n%s", h.Name, h.LogPath(), strings.Join(lines, "\n"))
+		t.Logf("---- %s (%s) ----\n%s", h.Name, h.LogPath(), tail(h.LogPath(), 60))
+		t.Logf("---- %s's emulator (%s) ----\n%s", h.Name, h.EmulatorLogPath(), tail(h.EmulatorLogPath(), 20))
 	}
+}
+
+// tail is the last n lines of the file at path.
+func tail(path string, n int) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(string(b), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }

@@ -7,9 +7,18 @@ import (
 	"net"
 	"regexp"
 	"strings"
-
-	"github.com/lifeboat/lifeboat/node/cloud/emulate"
 )
+
+// The clouds a host may emulate: the names `lifeboat emulate` takes.
+const (
+	AWS   = "aws"
+	GCP   = "gcp"
+	Azure = "azure"
+)
+
+// regions is the region of every host of a cloud (`lifeboat emulate`'s
+// default); zones are told apart within it.
+var regions = map[string]string{AWS: "us-east-1", GCP: "us-central1", Azure: "eastus"}
 
 // Config describes the cluster Start builds.
 type Config struct {
@@ -17,7 +26,8 @@ type Config struct {
 	Hosts int
 	// Bin is the lifeboat binary (bin/lifeboat).
 	Bin string
-	// Dir is the root of the hosts' data dirs and logs (DIR/hN/agent.log)
+	// Dir is the root of the hosts' data dirs and logs (DIR/hN/agent.log,
+	// DIR/hN/emulator.log)
 	// and of the cluster's CA (DIR/ca) and certificates (DIR/tls/hN).
 	Dir string
 	// Prefix starts the labels of the namespaces (after netns.Prefix):
@@ -47,7 +57,7 @@ func DefaultConfig() Config {
 		Hosts:  5,
 		Prefix: "jp",
 		Subnet: "10.240.0",
-		Clouds: []string{emulate.AWS, emulate.GCP, emulate.Azure},
+		Clouds: []string{AWS, GCP, Azure},
 		Logger: slog.New(slog.DiscardHandler),
 	}
 }
@@ -79,8 +89,8 @@ func (c Config) Validate() error {
 	azure := 0
 	for i := range c.Hosts {
 		switch cl := c.Clouds[i%len(c.Clouds)]; cl {
-		case emulate.AWS, emulate.GCP:
-		case emulate.Azure:
+		case AWS, GCP:
+		case Azure:
 			azure++
 		default:
 			return bad("Clouds: %q: want aws, gcp or azure", cl)
@@ -98,31 +108,40 @@ func (c Config) hostIP(i int) string { return fmt.Sprintf("%s.%d", c.Subnet, i+1
 // rootIP is the switch's root end.
 func (c Config) rootIP() string { return c.Subnet + ".254" }
 
-// emulatorConfig is host i's metadata: its cloud, a zone no other host
-// has (zone letter i in the cloud's region; Azure's zones 1-3 in order),
-// its own instance id and name.
-func (c Config) emulatorConfig(i int, name string) emulate.Config {
+// emulatorSpec is one host's instance as its emulator serves it.
+type emulatorSpec struct {
+	Cloud, Region, Zone, InstanceID, Name string
+}
+
+// args are `lifeboat emulate`'s arguments for the instance (without
+// --listen).
+func (s emulatorSpec) args() []string {
+	return []string{s.Cloud, "--region", s.Region, "--zone", s.Zone, "--instance-id", s.InstanceID, "--name", s.Name}
+}
+
+// emulatorSpec is host i's metadata: its cloud, a zone no other host has
+// (zone letter i in the cloud's region; Azure's zones 1-3 in order), its
+// own instance id and name.
+func (c Config) emulatorSpec(i int, name string) emulatorSpec {
 	cl := c.Clouds[i%len(c.Clouds)]
-	ec := emulate.DefaultConfig(cl)
-	ec.Name = name
-	ec.Logger = c.Logger.With("emulator", name)
+	s := emulatorSpec{Cloud: cl, Region: regions[cl], Name: name}
 	letter := string(rune('a' + i))
 	switch cl {
-	case emulate.AWS:
-		ec.Zone = ec.Region + letter
-		ec.InstanceID = fmt.Sprintf("i-0e1fb0a7c0ffee%03x", i+1)
-	case emulate.GCP:
-		ec.Zone = ec.Region + "-" + letter
-		ec.InstanceID = fmt.Sprintf("45200317992775%05d", i+1)
-	case emulate.Azure:
+	case AWS:
+		s.Zone = s.Region + letter
+		s.InstanceID = fmt.Sprintf("i-0e1fb0a7c0ffee%03x", i+1)
+	case GCP:
+		s.Zone = s.Region + "-" + letter
+		s.InstanceID = fmt.Sprintf("45200317992775%05d", i+1)
+	case Azure:
 		n := 0 // Azure hosts before this one
 		for j := range i {
-			if c.Clouds[j%len(c.Clouds)] == emulate.Azure {
+			if c.Clouds[j%len(c.Clouds)] == Azure {
 				n++
 			}
 		}
-		ec.Zone = fmt.Sprint(n + 1)
-		ec.InstanceID = fmt.Sprintf("02aab8a4-74ef-476e-8182-f6d2ba4166%02x", i+1)
+		s.Zone = fmt.Sprint(n + 1)
+		s.InstanceID = fmt.Sprintf("02aab8a4-74ef-476e-8182-f6d2ba4166%02x", i+1)
 	}
-	return ec
+	return s
 }

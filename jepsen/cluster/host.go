@@ -15,12 +15,11 @@ import (
 
 	"github.com/lifeboat/lifeboat/internal/netns"
 	"github.com/lifeboat/lifeboat/node/api"
-	"github.com/lifeboat/lifeboat/node/cloud/emulate"
 )
 
 // Host is one stand-in machine: a network namespace on the cluster's
-// switch, a metadata emulator of its cloud served on the switch's root
-// end, and the agent running inside. Its methods are safe for concurrent
+// switch, a metadata emulator of its cloud (a `lifeboat emulate` process
+// on the switch's root end), and the agent running inside. Its methods are safe for concurrent
 // use.
 type Host struct {
 	Name  string // h1, h2, …
@@ -28,7 +27,7 @@ type Host struct {
 	Zone  string
 	Cloud string
 	NS    *netns.NS
-	Emu   *emulate.Emulator
+	Emu   *Emulator
 
 	c   *Cluster
 	env []string // the agent's environment
@@ -50,6 +49,9 @@ func (h *Host) Dir() string { return filepath.Join(h.c.cfg.Dir, h.Name) }
 
 // LogPath is the agent's log.
 func (h *Host) LogPath() string { return filepath.Join(h.Dir(), "agent.log") }
+
+// EmulatorLogPath is the emulator's log.
+func (h *Host) EmulatorLogPath() string { return filepath.Join(h.Dir(), "emulator.log") }
 
 // Running reports whether the agent's process is alive (paused counts).
 func (h *Host) Running() bool {

@@ -17,7 +17,7 @@ import (
 
 // TestSIGTERMCleansUp runs a one-host cluster in a child process (this
 // test binary again), sends it SIGTERM and checks that the child died of
-// the signal and left no namespace and no agent behind.
+// the signal and left no namespace, no agent and no emulator behind.
 func TestSIGTERMCleansUp(t *testing.T) {
 	cfg := TestConfig(t, "jpt", "10.241.0", 1)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperCluster$", "-test.v")
@@ -41,14 +41,15 @@ func TestSIGTERMCleansUp(t *testing.T) {
 		}
 		close(ready)
 	}()
-	var agentPID string
+	var pids string
 	select {
-	case agentPID = <-ready:
+	case pids = <-ready:
 	case <-time.After(60 * time.Second):
 		t.Fatal("the child's cluster did not form in 60 s")
 	}
-	if agentPID == "" {
-		t.Fatal("the child ended before its cluster formed")
+	agentPID, emuPID, _ := strings.Cut(pids, " ")
+	if agentPID == "" || emuPID == "" {
+		t.Fatalf("the child ended before its cluster formed (READY %q)", pids)
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -73,6 +74,9 @@ func TestSIGTERMCleansUp(t *testing.T) {
 	if _, err := os.Stat("/proc/" + agentPID); err == nil && netns.ProcState(atoi(agentPID)) != "Z" {
 		t.Errorf("the agent (pid %s) outlived the harness's SIGTERM", agentPID)
 	}
+	if _, err := os.Stat("/proc/" + emuPID); err == nil && netns.ProcState(atoi(emuPID)) != "Z" {
+		t.Errorf("the emulator (pid %s) outlived the harness's SIGTERM", emuPID)
+	}
 }
 
 func atoi(s string) int {
@@ -82,7 +86,8 @@ func atoi(s string) int {
 }
 
 // TestHelperCluster is not a test: with JEPSEN_CLUSTER_HELPER=BIN it
-// starts a one-host cluster, prints READY and the agent's PID, and waits
+// starts a one-host cluster, prints READY and the agent's and the
+// emulator's PIDs, and waits
 // to be signalled.
 func TestHelperCluster(t *testing.T) {
 	bin := os.Getenv("JEPSEN_CLUSTER_HELPER")
@@ -101,6 +106,6 @@ func TestHelperCluster(t *testing.T) {
 	c.Hosts[0].mu.Lock()
 	pid := c.Hosts[0].cmd.Process.Pid
 	c.Hosts[0].mu.Unlock()
-	fmt.Printf("READY %d\n", pid)
+	fmt.Printf("READY %d %d\n", pid, c.Hosts[0].Emu.Pid())
 	time.Sleep(60 * time.Second)
 }

@@ -8,13 +8,18 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
-	"github.com/lifeboat/lifeboat/fsm"
 	"github.com/lifeboat/lifeboat/jepsen/history"
 )
 
-// MaxLog is how many results the FSM keeps per workload. A read this long
-// may have lost its oldest entries, which this model cannot express.
-const MaxLog = fsm.MaxResults
+// MaxLog is how many results the server keeps per workload: it mirrors
+// fsm.MaxResults (the FSM keeps the newest 1000), which the API does not
+// expose. A read this long may have lost its oldest entries, which this
+// model cannot express. Keep the two equal: were the server's bound
+// smaller, a trimmed read would pass unflagged and its missing entries
+// could look like lost appends (a false violation); were it larger, reads
+// of MaxLog entries or more would be refused with ErrTrimmed though
+// nothing was trimmed. Runs append far fewer than either.
+const MaxLog = 1000
 
 // Errors of CheckLinearizable: the history cannot be checked.
 var (

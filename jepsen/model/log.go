@@ -3,8 +3,8 @@
 // append-only sequence of "COUNT@TAG" values. Incrs append; reads return
 // the whole log.
 //
-// The log is assumed never to be trimmed (the FSM keeps the newest
-// fsm.MaxResults entries): runs are kept shorter than that, and a read
+// The log is assumed never to be trimmed (the server keeps the newest
+// MaxLog entries): runs are kept shorter than that, and a read
 // that returns MaxLog entries or more is an error rather than a verdict.
 package model
 

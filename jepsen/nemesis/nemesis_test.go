@@ -355,8 +355,8 @@ func TestNoticeNemeses(t *testing.T) {
 				if n.Kind() == "notice-duplicate" {
 					notices = 2
 				}
-				if got := len(c.Host(name).Emu.State().Notices); got != notices {
-					t.Errorf("%s's emulator shows %d notices, want %d", name, got, notices)
+				if st, err := c.Host(name).Emu.State(context.Background()); err != nil || len(st.Notices) != notices {
+					t.Errorf("%s's emulator shows %d notices (%v), want %d", name, len(st.Notices), err, notices)
 				}
 				for _, h := range c.Hosts {
 					waitState(t, h, name, api.StateDoomed, api.StateDraining)
@@ -369,8 +369,8 @@ func TestNoticeNemeses(t *testing.T) {
 			}
 			heal(t, f)
 			for _, name := range f.Hosts {
-				if got := len(c.Host(name).Emu.State().Notices); got != 0 {
-					t.Errorf("%s's emulator still shows %d notices after heal", name, got)
+				if st, err := c.Host(name).Emu.State(context.Background()); err != nil || len(st.Notices) != 0 {
+					t.Errorf("%s's emulator still shows %d notices after heal (%v)", name, len(st.Notices), err)
 				}
 				if !c.Host(name).Running() {
 					t.Errorf("%s was not booted again", name)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/lifeboat/lifeboat/jepsen/cluster"
-	"github.com/lifeboat/lifeboat/node/cloud/emulate"
 )
 
 // DefaultNoticeDeadline is the time from a notice to the promised end:
@@ -83,7 +82,7 @@ func notices(ctx context.Context, _ *cluster.Cluster, kind string, hs []*cluster
 	}
 	deadline := time.Now().Add(d)
 	back := deadline // when the cloud takes the hosts back
-	if slices.ContainsFunc(hs, func(h *cluster.Host) bool { return h.Cloud == "gcp" }) {
+	if slices.ContainsFunc(hs, func(h *cluster.Host) bool { return h.Cloud == cluster.GCP }) {
 		// GCP's metadata carries no deadline: a preempted VM always gets
 		// 30 s, and the agents count on that.
 		if gcp := time.Now().Add(gcpPreemptionNotice); gcp.After(back) {
@@ -102,7 +101,7 @@ func notices(ctx context.Context, _ *cluster.Cluster, kind string, hs []*cluster
 			}
 		}
 		for _, h := range hs {
-			if err := h.Emu.Notice(emulate.KindPreempt, deadline); err != nil {
+			if err := h.Emu.Notice(ctx, cluster.NoticePreempt, deadline); err != nil {
 				return nil, errors.Join(err, f.Heal(context.Background()))
 			}
 		}
@@ -127,7 +126,7 @@ func takeBack(ctx context.Context, hs []*cluster.Host, deadline time.Time) error
 		if h.Running() {
 			errs = append(errs, h.Kill())
 		}
-		h.Emu.Reset()
+		errs = append(errs, h.Emu.Reset(ctx))
 		if !h.Running() {
 			errs = append(errs, h.Restart(ctx))
 		}

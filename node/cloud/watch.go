@@ -11,18 +11,16 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/lifeboat/lifeboat/node/cloud/kind"
 )
 
-// Notice kinds.
+// Notice kinds: the values are package kind's, shared with the emulators.
 const (
-	// KindPreempt: the cloud is taking the capacity back (spot/preemptible).
-	KindPreempt = "preempt"
-	// KindRebalance: AWS recommends moving off early; the host is not yet doomed.
-	KindRebalance = "rebalance"
-	// KindMaintenance: the host will be rebooted, redeployed, frozen or migrated.
-	KindMaintenance = "maintenance"
-	// KindTerminate: the instance is being terminated (autoscaling, Azure Terminate).
-	KindTerminate = "terminate"
+	KindPreempt     = kind.Preempt     // the cloud is taking the capacity back (spot/preemptible)
+	KindRebalance   = kind.Rebalance   // AWS recommends moving off early; the host is not yet doomed
+	KindMaintenance = kind.Maintenance // the host will be rebooted, redeployed, frozen or migrated
+	KindTerminate   = kind.Terminate   // the instance is being terminated (autoscaling, Azure Terminate)
 )
 
 // The warning each cloud usually gives, used as the deadline when the

@@ -9,25 +9,21 @@ import (
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/lifeboat/lifeboat/node/cloud/kind"
 )
 
-// Notice kinds.
+// Notice kinds the control endpoint takes: package kind's, the ones the
+// watchers read.
 const (
-	// KindPreempt is a spot interruption: AWS spot/instance-action, GCP
-	// instance/preempted, Azure Preempt.
-	KindPreempt = "preempt"
-	// KindRebalance is an AWS rebalance recommendation.
-	KindRebalance = "rebalance"
-	// KindMaintenance is host maintenance: an AWS system-reboot event, GCP
-	// TERMINATE_ON_HOST_MAINTENANCE, an Azure Reboot.
-	KindMaintenance = "maintenance"
-	// KindTerminate is a scale-in termination: AWS Auto Scaling's target
-	// lifecycle state Terminated, an Azure Terminate.
-	KindTerminate = "terminate"
+	KindPreempt     = kind.Preempt     // AWS spot/instance-action, GCP instance/preempted, Azure Preempt
+	KindRebalance   = kind.Rebalance   // an AWS rebalance recommendation
+	KindMaintenance = kind.Maintenance // AWS system-reboot, GCP TERMINATE_ON_HOST_MAINTENANCE, Azure Reboot
+	KindTerminate   = kind.Terminate   // AWS Auto Scaling Terminated, an Azure Terminate
 )
 
 // Kinds lists every notice kind, in the order the docs give them.
-var Kinds = []string{KindPreempt, KindRebalance, KindMaintenance, KindTerminate}
+var Kinds = kind.All()
 
 // MaxNoticeBody bounds a control request body.
 const MaxNoticeBody = 64 << 10
