@@ -10,6 +10,7 @@ import (
 	"github.com/lifeboat/lifeboat/fsm"
 	"github.com/lifeboat/lifeboat/gossip"
 	"github.com/lifeboat/lifeboat/node/api"
+	"github.com/lifeboat/lifeboat/node/peer"
 	"github.com/lifeboat/lifeboat/node/runtime"
 )
 
@@ -143,9 +144,7 @@ func (n *Node) Results(ctx context.Context, id string) ([]fsm.Result, error) {
 	if leader == "" {
 		return nil, fmt.Errorf("%w: the cluster has no leader yet; retry shortly", api.ErrNoLeader)
 	}
-	var out []fsm.Result
-	err := n.calls.post(ctx, leader, "/v1/internal/results", []byte(id), &out)
-	return out, err
+	return n.calls.Results(ctx, leader, peer.ResultsRequest{Workload: id})
 }
 
 func (n *Node) resultsLocal(id string) ([]fsm.Result, error) {
@@ -195,31 +194,24 @@ func (n *Node) Ready() error {
 // commit, the grant of the next epoch to to, which restores it. It returns
 // once to reports the workload running (or failed).
 func (n *Node) Migrate(ctx context.Context, id, to string) (api.ActionResult, error) {
-	return n.moves.migrateVia(ctx, migrateRequest{ID: id, To: to, Reason: "manual"})
+	return n.moves.migrateVia(ctx, peer.MigrateRequest{ID: id, To: to, Reason: "manual"})
 }
 
 // Checkpoint takes a checkpoint of a workload now, on its holder.
 func (n *Node) Checkpoint(ctx context.Context, id string) (api.ActionResult, error) {
-	var res runtime.Result
-	err := n.moves.onHolder(ctx, id, "/v1/internal/checkpoint", []byte(id), &res, func() error {
-		var err error
-		res, err = localSup(n.sup, func(sup *runtime.Supervisor) (runtime.Result, error) { return sup.Checkpoint(ctx, id) })
-		return err
+	return n.moves.onHolder(ctx, id, func() (runtime.Result, error) {
+		return localSup(n.sup, func(sup *runtime.Supervisor) (runtime.Result, error) { return sup.Checkpoint(ctx, id) })
+	}, func(addr string) (peer.ActionAnswer, error) {
+		return n.calls.Checkpoint(ctx, addr, peer.CheckpointRequest{Workload: id})
 	})
-	return actionResult(res), err
 }
 
 // Restart restarts a workload on its holder, from its latest committed
 // checkpoint when fromCheckpoint.
 func (n *Node) Restart(ctx context.Context, id string, fromCheckpoint bool) (api.ActionResult, error) {
-	var res runtime.Result
-	body, _ := json.Marshal(restartRequest{ID: id, FromCheckpoint: fromCheckpoint})
-	err := n.moves.onHolder(ctx, id, "/v1/internal/restart", body, &res, func() error {
-		var err error
-		res, err = localSup(n.sup, func(sup *runtime.Supervisor) (runtime.Result, error) {
-			return sup.Restart(ctx, id, fromCheckpoint)
-		})
-		return err
+	return n.moves.onHolder(ctx, id, func() (runtime.Result, error) {
+		return localSup(n.sup, func(sup *runtime.Supervisor) (runtime.Result, error) { return sup.Restart(ctx, id, fromCheckpoint) })
+	}, func(addr string) (peer.ActionAnswer, error) {
+		return n.calls.Restart(ctx, addr, peer.RestartRequest{Workload: id, FromCheckpoint: fromCheckpoint})
 	})
-	return actionResult(res), err
 }

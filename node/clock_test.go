@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/lifeboat/lifeboat/fsm"
+	"github.com/lifeboat/lifeboat/node/api"
+	"github.com/lifeboat/lifeboat/node/peer"
 )
 
 // TestWallClockStepsDoNotMoveLeases: leases and fences are measured on
@@ -69,6 +71,8 @@ func TestWallClockStepsDoNotMoveLeases(t *testing.T) {
 func TestServeClockRejectsBadOffsets(t *testing.T) {
 	n := &Node{testClock: &jumpClock{}, now: time.Now}
 	n.log = slog.New(slog.DiscardHandler)
+	s := api.NewServer(n, api.Auth{}, http.NotFoundHandler())
+	peer.Register(s, peerHandler{n}, peer.Options{Name: "t", UnsafeClockControl: true})
 	for body, want := range map[string]int{
 		`{"offset":"-30s"}`:  http.StatusOK,
 		`{"offset":"0s"}`:    http.StatusOK,
@@ -77,7 +81,7 @@ func TestServeClockRejectsBadOffsets(t *testing.T) {
 		`not json`:           http.StatusBadRequest,
 	} {
 		rec := httptest.NewRecorder()
-		peerHandler{n}.clock(rec, httptest.NewRequest(http.MethodPost, "/v1/internal/clock", strings.NewReader(body)))
+		s.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/internal/clock", strings.NewReader(body)))
 		if rec.Code != want {
 			t.Errorf("%s: status %d, want %d (%s)", body, rec.Code, want, rec.Body)
 		}

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lifeboat/lifeboat/fsm"
+	"github.com/lifeboat/lifeboat/node/peer"
 	"github.com/lifeboat/lifeboat/node/runtime"
 	"github.com/lifeboat/lifeboat/transfer"
 )
@@ -22,7 +22,7 @@ type runtimeCluster struct {
 	rep     *replica
 	prop    *proposer
 	commits *committer
-	call    *peerClient
+	call    *peer.Client
 	pager   pageOpener // set by Node.startTransfer
 	now     func() time.Time
 	log     *slog.Logger
@@ -72,7 +72,6 @@ func (c *runtimeCluster) Committed(id string) []fsm.CheckpointRecord {
 // other, to send it here; the transfer server accepts a committed
 // checkpoint whose digest Raft records from any peer.
 func (c *runtimeCluster) Fetch(ctx context.Context, id string, rec fsm.CheckpointRecord) error {
-	body, _ := json.Marshal(sendRequest{Workload: id, Seq: rec.Seq, To: c.name})
 	var errs []error
 	for _, from := range rec.Standbys {
 		if from == c.name {
@@ -83,7 +82,7 @@ func (c *runtimeCluster) Fetch(ctx context.Context, id string, rec fsm.Checkpoin
 			errs = append(errs, fmt.Errorf("%s: not reachable", from))
 			continue
 		}
-		if err := c.call.post(ctx, addr, "/v1/internal/send", body, nil); err != nil {
+		if err := c.call.Send(ctx, addr, peer.SendRequest{Workload: id, Seq: rec.Seq, To: c.name}); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", from, err))
 			continue
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/lifeboat/lifeboat/fsm"
 	"github.com/lifeboat/lifeboat/node/api"
+	"github.com/lifeboat/lifeboat/node/peer"
 	"github.com/lifeboat/lifeboat/placement"
 )
 
@@ -174,7 +175,7 @@ func (n *Node) evacuate(ctx context.Context) {
 			n.log.Warn("evacuation not recorded", "workload", w.Spec.ID, "err", err)
 			return
 		}
-		n.startMove(ctx, migrateRequest{ID: w.Spec.ID, To: target, Reason: reason, Migration: mig.ID, Index: idx}, from)
+		n.startMove(ctx, peer.MigrateRequest{ID: w.Spec.ID, To: target, Reason: reason, Migration: mig.ID, Index: idx}, from)
 	}
 }
 
@@ -198,7 +199,7 @@ func (n *Node) preempt(ctx context.Context, w fsm.Workload, on string, victims [
 			return
 		}
 		n.metrics.preemptions.Inc()
-		n.startMove(ctx, migrateRequest{ID: v.Spec.ID, Park: true, Reason: reason, Migration: mig.ID, Index: idx}, on)
+		n.startMove(ctx, peer.MigrateRequest{ID: v.Spec.ID, Park: true, Reason: reason, Migration: mig.ID, Index: idx}, on)
 	}
 }
 
@@ -207,7 +208,7 @@ func (n *Node) preempt(ctx context.Context, w fsm.Workload, on string, victims [
 const checkpointWait = 2 * time.Minute
 
 // startMove runs one move in a goroutine the evacuation owns.
-func (n *Node) startMove(ctx context.Context, req migrateRequest, from string) {
+func (n *Node) startMove(ctx context.Context, req peer.MigrateRequest, from string) {
 	id, to := req.ID, req.To
 	n.log.Info("evacuating", "workload", id, "from", from, "to", to, "reason", req.Reason, "park", req.Park)
 	n.evac.wg.Add(1)

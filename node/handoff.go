@@ -8,6 +8,7 @@ import (
 
 	"github.com/lifeboat/lifeboat/fsm"
 	"github.com/lifeboat/lifeboat/node/api"
+	"github.com/lifeboat/lifeboat/node/peer"
 	"github.com/lifeboat/lifeboat/node/runtime"
 	"github.com/lifeboat/lifeboat/transfer"
 )
@@ -18,7 +19,7 @@ import (
 type handoff struct {
 	mv        *moves
 	ctx       context.Context // the move's: recording outlives it
-	req       migrateRequest
+	req       peer.MigrateRequest
 	standbys  []string // the workload's standbys when the move began
 	migration string   // the Migration record's id
 	// epoch is the epoch the target was granted; zero until the grant.

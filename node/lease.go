@@ -12,6 +12,7 @@ import (
 	"github.com/lifeboat/lifeboat/internal/monotime"
 	"github.com/lifeboat/lifeboat/internal/wait"
 	"github.com/lifeboat/lifeboat/node/api"
+	"github.com/lifeboat/lifeboat/node/peer"
 )
 
 // leases keeps both ends of the node leases, on the boot-time clock that
@@ -32,7 +33,7 @@ type leases struct {
 	mono    func() monotime.Instant
 	rep     *replica
 	prop    *proposer
-	call    *peerClient
+	call    *peer.Client
 	batch   *leaseBatcher
 	metrics *metrics
 	log     *slog.Logger
@@ -153,8 +154,7 @@ func (l *leases) renewOnce(ctx context.Context) (uint64, error) {
 	if leader == "" {
 		return 0, fmt.Errorf("renewing the lease: %w", api.ErrNoLeader)
 	}
-	var ans leaseAnswer
-	err := l.call.post(ctx, leader, "/v1/internal/lease", []byte(l.name), &ans)
+	ans, err := l.call.Lease(ctx, leader, peer.LeaseRequest{Node: l.name})
 	return ans.Index, err
 }
 
@@ -185,13 +185,6 @@ func (l *leases) flushLoop(ctx context.Context) {
 			w <- err
 		}
 	}
-}
-
-// leaseAnswer is the leader's answer to a renewal.
-type leaseAnswer struct {
-	Renewed string `json:"renewed"`
-	// Index is the leader's applied index after the renewal.
-	Index uint64 `json:"index"`
 }
 
 // leaseBatchWindow is how long the leader gathers renewals into one entry.

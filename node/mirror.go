@@ -3,7 +3,6 @@ package node
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"github.com/lifeboat/lifeboat/fsm"
 	"github.com/lifeboat/lifeboat/internal/wait"
 	"github.com/lifeboat/lifeboat/node/api"
+	"github.com/lifeboat/lifeboat/node/peer"
 )
 
 // A member is not in Raft, yet its admin API answers everything and its
@@ -58,11 +58,8 @@ func (m *mirror) leader() string {
 	return m.leads
 }
 
-// mirrorMaxWait bounds one blocking query.
-const mirrorMaxWait = 10 * time.Second
-
 // follow keeps the copy while this node is not in Raft.
-func (m *mirror) follow(ctx context.Context, rep *replica, call *peerClient) {
+func (m *mirror) follow(ctx context.Context, rep *replica, call *peer.Client) {
 	for ctx.Err() == nil {
 		if rep.inRaft() {
 			wait.Sleep(ctx, 500*time.Millisecond)
@@ -76,23 +73,22 @@ func (m *mirror) follow(ctx context.Context, rep *replica, call *peerClient) {
 }
 
 // fetch asks the leader once for a state newer than the copy's.
-func (m *mirror) fetch(ctx context.Context, rep *replica, call *peerClient) error {
+func (m *mirror) fetch(ctx context.Context, rep *replica, call *peer.Client) error {
 	leader := rep.dir.httpAddrOf(rep.leaderName())
 	if leader == "" {
 		return api.ErrNoLeader
 	}
-	body, _ := json.Marshal(mirrorRequest{After: m.index(), WaitMS: (5 * time.Second).Milliseconds()})
-	cctx, cancel := context.WithTimeout(ctx, mirrorMaxWait+2*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, peer.MaxMirrorWait+2*time.Second)
 	defer cancel()
-	var ans mirrorAnswer
-	if err := call.post(cctx, leader, "/v1/internal/mirror", body, &ans); err != nil {
+	ans, err := call.Mirror(cctx, leader, peer.MirrorRequest{After: m.index(), WaitMS: (5 * time.Second).Milliseconds()})
+	if err != nil {
 		return err
 	}
 	return m.restore(ans)
 }
 
 // restore replaces the copy with a leader's answer.
-func (m *mirror) restore(ans mirrorAnswer) error {
+func (m *mirror) restore(ans peer.MirrorAnswer) error {
 	if err := m.machine.Restore(bytes.NewReader(ans.State)); err != nil {
 		return fmt.Errorf("restoring the mirror: %w", err)
 	}

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"github.com/lifeboat/lifeboat/gossip"
 	"github.com/lifeboat/lifeboat/node/api"
 	"github.com/lifeboat/lifeboat/node/ingress"
+	"github.com/lifeboat/lifeboat/node/peer"
 	"github.com/lifeboat/lifeboat/node/runtime"
 )
 
@@ -36,7 +36,7 @@ type moves struct {
 	rep     *replica
 	prop    *proposer
 	commits *committer
-	call    *peerClient
+	call    *peer.Client
 	crash   crashPoints
 	sup     *runtime.Supervisor // set by Node.startRuntime, before any loop runs
 	ingress *ingress.Ingress    // set by Node.startIngress; nil without one
@@ -45,60 +45,41 @@ type moves struct {
 	log     *slog.Logger
 }
 
-type migrateRequest struct {
-	ID     string `json:"id"`
-	To     string `json:"to"`
-	Reason string `json:"reason"`
-	// Migration is the record the leader planned the move under; empty
-	// for a move asked by hand, which the holder records itself.
-	Migration string `json:"migration,omitempty"`
-	// Park takes the workload off its holder without a target: the final
-	// checkpoint is committed and the workload is pending again
-	// (preemption). To is empty.
-	Park bool `json:"park,omitempty"`
-	// Index is the leader's Raft index when it planned the move: the
-	// holder checks the target on a replica at least that fresh.
-	Index uint64 `json:"index,omitempty"`
-}
-
 // migrateVia runs a move on the workload's holder.
-func (mv *moves) migrateVia(ctx context.Context, req migrateRequest) (api.ActionResult, error) {
+func (mv *moves) migrateVia(ctx context.Context, req peer.MigrateRequest) (api.ActionResult, error) {
 	if err := mv.checkMove(req); err != nil {
 		return api.ActionResult{}, err
 	}
-	var res runtime.Result
-	body, _ := json.Marshal(req)
-	err := mv.onHolder(ctx, req.ID, "/v1/internal/migrate", body, &res, func() error {
-		var err error
-		res, err = mv.local(ctx, req)
-		return err
-	})
-	ar := actionResult(res)
+	ar, err := mv.onHolder(ctx, req.ID, func() (runtime.Result, error) { return mv.local(ctx, req) },
+		func(addr string) (peer.ActionAnswer, error) { return mv.call.Migrate(ctx, addr, req) })
 	if err == nil {
 		ar.Holder = req.To
 	}
 	return ar, err
 }
 
-// onHolder runs local when this node holds the workload, otherwise posts
-// body to the holder's internal endpoint path.
-func (mv *moves) onHolder(ctx context.Context, id, path string, body []byte, out any, local func() error) error {
+// onHolder runs an action on the workload's holder: local when this node
+// holds it, otherwise remote, given the holder's admin API address.
+func (mv *moves) onHolder(ctx context.Context, id string, local func() (runtime.Result, error),
+	remote func(addr string) (peer.ActionAnswer, error)) (api.ActionResult, error) {
 	w, ok := mv.rep.view().Workload(id)
 	if !ok {
-		return fmt.Errorf("%w: no workload %q", fsm.ErrNotFound, id)
+		return api.ActionResult{}, fmt.Errorf("%w: no workload %q", fsm.ErrNotFound, id)
 	}
 	holder := w.Assignment.Holder
 	if holder == "" {
-		return fmt.Errorf("%w: workload %q has no holder yet", api.ErrUnavailable, id)
+		return api.ActionResult{}, fmt.Errorf("%w: workload %q has no holder yet", api.ErrUnavailable, id)
 	}
 	if holder == mv.name {
-		return local()
+		res, err := local()
+		return actionResult(peer.ActionAnswer(res)), err
 	}
 	addr := mv.rep.dir.httpAddrOf(holder)
 	if addr == "" {
-		return fmt.Errorf("%w: holder %s of %q is not reachable", api.ErrUnavailable, holder, id)
+		return api.ActionResult{}, fmt.Errorf("%w: holder %s of %q is not reachable", api.ErrUnavailable, holder, id)
 	}
-	return mv.call.post(ctx, addr, path, body, out)
+	ans, err := remote(addr)
+	return actionResult(ans), err
 }
 
 // migrationID names a new migration record.
@@ -108,7 +89,7 @@ func migrationID(workload string, now time.Time) string {
 
 // checkMove refuses a move that cannot be made: to a node that cannot
 // take the workload, or a park of a workload nobody holds.
-func (mv *moves) checkMove(req migrateRequest) error {
+func (mv *moves) checkMove(req peer.MigrateRequest) error {
 	if !req.Park {
 		return mv.checkTarget(req.ID, req.To)
 	}
@@ -124,7 +105,7 @@ func (mv *moves) checkMove(req migrateRequest) error {
 }
 
 // local runs a move on this node, the holder.
-func (mv *moves) local(ctx context.Context, req migrateRequest) (runtime.Result, error) {
+func (mv *moves) local(ctx context.Context, req peer.MigrateRequest) (runtime.Result, error) {
 	if err := mv.caughtUpTo(ctx, req.Index); err != nil {
 		return runtime.Result{}, err
 	}
@@ -228,7 +209,7 @@ func localSup(sup *runtime.Supervisor, f func(*runtime.Supervisor) (runtime.Resu
 	return res, err
 }
 
-func actionResult(r runtime.Result) api.ActionResult {
+func actionResult(r peer.ActionAnswer) api.ActionResult {
 	return api.ActionResult{Workload: r.Workload, Epoch: r.Epoch, Seq: r.Seq, Digest: r.Digest, Bytes: r.Bytes,
 		FreezeMS: ms(r.Freeze), TookMS: ms(r.Took), PID: r.PID}
 }

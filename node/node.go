@@ -19,6 +19,7 @@ import (
 
 	"github.com/lifeboat/lifeboat/internal/monotime"
 	"github.com/lifeboat/lifeboat/node/ingress"
+	"github.com/lifeboat/lifeboat/node/peer"
 
 	"github.com/hashicorp/raft"
 
@@ -64,7 +65,7 @@ type Node struct {
 	dir     *directory      // where peers are (gossip)
 	rep     *replica        // the read side: Raft replica or mirror
 	mirror  *mirror         // a member's copy of the leader's state
-	calls   *peerClient     // calls to other peers' internal endpoints
+	calls   *peer.Client    // calls to other peers' internal endpoints
 	prop    *proposer       // the write side: commands through Raft
 	leases  *leases         // node leases, both ends
 	fence   *fence          // the holder's self-fence and this host's doom
@@ -291,7 +292,7 @@ func (n *Node) startRuntime() error {
 // startHTTP serves the admin API.
 func (n *Node) startHTTP() error {
 	n.api = api.NewServer(n, api.Auth{Write: n.cfg.APIToken, Read: n.cfg.APIReadToken}, n.metrics.handler())
-	peerHandler{n}.register(n.api)
+	peer.Register(n.api, peerHandler{n}, peer.Options{Name: n.cfg.Name, UnsafeClockControl: n.cfg.UnsafeClockControl})
 	h := n.metrics.instrument(n.api)
 	n.httpSrv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	addr := net.JoinHostPort(n.cfg.BindAddr, strconv.Itoa(n.cfg.HTTPPort))

@@ -13,13 +13,14 @@ import (
 	"github.com/lifeboat/lifeboat/fsm"
 	"github.com/lifeboat/lifeboat/internal/wait"
 	"github.com/lifeboat/lifeboat/node/api"
+	"github.com/lifeboat/lifeboat/node/peer"
 )
 
 // proposer is the write side: it commits commands through Raft, locally
 // when this node leads and otherwise by forwarding them to the leader.
 type proposer struct {
 	rep     *replica
-	call    *peerClient
+	call    *peer.Client
 	timeout time.Duration // bounds one write (Config.ForwardTimeout)
 	metrics *metrics
 	log     *slog.Logger
@@ -62,8 +63,8 @@ func (p *proposer) applyOnce(ctx context.Context, b []byte) (uint64, json.RawMes
 	if leader == "" {
 		return 0, nil, fmt.Errorf("%w: the cluster has no leader yet; retry shortly", api.ErrNoLeader)
 	}
-	var ans applyAnswer
-	if err := p.call.post(ctx, leader, "/v1/internal/apply", b, &ans); err != nil {
+	ans, err := p.call.Apply(ctx, leader, peer.ApplyRequest{Command: b})
+	if err != nil {
 		return 0, nil, err
 	}
 	return ans.Index, ans.Value, nil
