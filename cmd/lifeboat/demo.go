@@ -100,13 +100,9 @@ func runDemo(ctx context.Context, out io.Writer, df *demoFlags) error {
 	if err := df.validate(); err != nil {
 		return err
 	}
-	self, err := os.Executable()
+	self, counter, err := demoBinaries()
 	if err != nil {
 		return err
-	}
-	counter := filepath.Join(filepath.Dir(self), "counter")
-	if _, err := os.Stat(counter); err != nil {
-		return fmt.Errorf("the demo's service %s is missing (make build builds it): %w", counter, err)
 	}
 	mode, why := demoMode(ctx, df.mode)
 	dir := df.dir
@@ -117,22 +113,7 @@ func runDemo(ctx context.Context, out io.Writer, df *demoFlags) error {
 	}
 	lc := &localCluster{bin: self, dir: dir}
 	peers := demoPeers()
-	defer func() {
-		fmt.Fprintln(out, "stopping the peers …")
-		if err := lc.stopAll(); err != nil {
-			fmt.Fprintln(out, "warning:", err)
-		}
-		for _, p := range peers {
-			if p.emu != nil {
-				p.emu.Close()
-			}
-		}
-		if df.keep || df.dir != "" {
-			fmt.Fprintln(out, "data and logs kept in", dir)
-		} else {
-			os.RemoveAll(dir)
-		}
-	}()
+	defer stopDemo(out, lc, peers, df, dir)
 	if err := startDemoPeers(lc, peers); err != nil {
 		return err
 	}
@@ -160,6 +141,39 @@ func runDemo(ctx context.Context, out io.Writer, df *demoFlags) error {
 		<-ctx.Done()
 	}
 	return rep.verdict()
+}
+
+// demoBinaries finds this binary (the peers run it) and the counter next
+// to it, so a missing `make build` fails before anything starts.
+func demoBinaries() (self, counter string, err error) {
+	if self, err = os.Executable(); err != nil {
+		return "", "", err
+	}
+	counter = filepath.Join(filepath.Dir(self), "counter")
+	if _, err := os.Stat(counter); err != nil {
+		return "", "", fmt.Errorf("the demo's service %s is missing (make build builds it): %w", counter, err)
+	}
+	return self, counter, nil
+}
+
+// stopDemo tears the demo down however it ended: the peers, then their
+// emulators, then the data unless the user wants it kept. peers holds
+// the emulators startDemoPeers set, so it is read only now.
+func stopDemo(out io.Writer, lc *localCluster, peers []demoPeer, df *demoFlags, dir string) {
+	fmt.Fprintln(out, "stopping the peers …")
+	if err := lc.stopAll(); err != nil {
+		fmt.Fprintln(out, "warning:", err)
+	}
+	for _, p := range peers {
+		if p.emu != nil {
+			p.emu.Close()
+		}
+	}
+	if df.keep || df.dir != "" {
+		fmt.Fprintln(out, "data and logs kept in", dir)
+	} else {
+		os.RemoveAll(dir)
+	}
 }
 
 // demoMode picks the counter's checkpoint mode, and says why.
@@ -218,26 +232,9 @@ func runStory(setup, ctx context.Context, out io.Writer, peers []demoPeer, count
 	if err != nil {
 		return nil, err
 	}
-	spec := fsm.WorkloadSpec{ID: "counter", Command: []string{counter, "--port", strconv.Itoa(demoServicePort)},
-		Checkpoint: fsm.CheckpointPolicy{Mode: mode, Interval: fsm.Duration(2 * time.Second)}, Priority: fsm.PriorityCritical,
-		Resources: fsm.Resources{MemoryMiB: 64},
-		Service:   &fsm.Service{Port: demoServicePort, Listen: demoListenPort, Protocol: fsm.ProtocolHTTP, SLO: fsm.Duration(3 * time.Second)},
-		Placement: fsm.Constraints{Prefer: []string{"demo-1"}}, Standbys: 1}
-	body, _ := json.Marshal(spec)
-	if _, err := c.Submit(setup, body, "application/json"); err != nil {
-		return nil, fmt.Errorf("submitting the counter: %w", err)
-	}
-	fmt.Fprintf(out, "\nsubmitted the counter (checkpoint mode %s, every 2s); waiting for it to run with a checkpoint on its standby …\n", mode)
-	var before api.Workload
-	for {
-		before, err = c.Workload(setup, "counter")
-		if err == nil && before.State == string(fsm.WorkloadRunning) && before.Checkpoint != nil && len(before.Standbys) > 0 {
-			break
-		}
-		if setup.Err() != nil {
-			return nil, fmt.Errorf("the counter did not start: %+v %v", before, err)
-		}
-		time.Sleep(200 * time.Millisecond)
+	before, err := submitCounter(setup, out, c, counter, mode)
+	if err != nil {
+		return nil, err
 	}
 	front := "http://" + peers[2].agent.IP + ":" + strconv.Itoa(demoListenPort) + "/"
 	warm, err := warmUp(setup, front)
@@ -250,7 +247,65 @@ func runStory(setup, ctx context.Context, out io.Writer, peers []demoPeer, count
 	}
 	fmt.Fprintf(out, "the counter runs on %s (epoch %d), standby %s; load: %v/s for %v through demo-3's ingress %s\n",
 		before.Holder, before.Epoch, strings.Join(before.Standbys, ","), df.rate, df.total, front)
+	in, err := interruptUnderLoad(ctx, out, c, holder, before, front, df)
+	if err != nil {
+		return nil, err
+	}
+	rep := &demoReport{From: before.Holder, FromWhere: holder.where(), Before: before.Epoch, Load: in.load,
+		NoticeAt: in.noticeAt.Sub(in.load.Start), Warm: warm}
+	if after := in.after; after != nil {
+		rep.To, rep.After, rep.Moved = after.Holder, after.Epoch, in.ranAt.Sub(in.noticeAt)
+		if p := peerNamed(peers, after.Holder); p != nil {
+			rep.ToWhere = p.where()
+		}
+	}
+	if ms, err := c.Migrations(setup); err == nil {
+		rep.Migration = lastMigration(ms, before.Holder)
+	}
+	rep.Count, rep.CountErr = counterValue(setup, front)
+	return rep, nil
+}
 
+// submitCounter submits the counter and returns it once it runs with a
+// checkpoint on a standby: only then can an interruption show a move
+// rather than a cold restart.
+func submitCounter(setup context.Context, out io.Writer, c *api.Client, counter, mode string) (api.Workload, error) {
+	spec := fsm.WorkloadSpec{ID: "counter", Command: []string{counter, "--port", strconv.Itoa(demoServicePort)},
+		Checkpoint: fsm.CheckpointPolicy{Mode: mode, Interval: fsm.Duration(2 * time.Second)}, Priority: fsm.PriorityCritical,
+		Resources: fsm.Resources{MemoryMiB: 64},
+		Service:   &fsm.Service{Port: demoServicePort, Listen: demoListenPort, Protocol: fsm.ProtocolHTTP, SLO: fsm.Duration(3 * time.Second)},
+		Placement: fsm.Constraints{Prefer: []string{"demo-1"}}, Standbys: 1}
+	body, _ := json.Marshal(spec)
+	if _, err := c.Submit(setup, body, "application/json"); err != nil {
+		return api.Workload{}, fmt.Errorf("submitting the counter: %w", err)
+	}
+	fmt.Fprintf(out, "\nsubmitted the counter (checkpoint mode %s, every 2s); waiting for it to run with a checkpoint on its standby …\n", mode)
+	for {
+		before, err := c.Workload(setup, "counter")
+		if err == nil && before.State == string(fsm.WorkloadRunning) && before.Checkpoint != nil && len(before.Standbys) > 0 {
+			return before, nil
+		}
+		if setup.Err() != nil {
+			return api.Workload{}, fmt.Errorf("the counter did not start: %+v %v", before, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// interruption is what the story measured under load: the load, when the
+// notice came, and when and where the counter ran again (after nil: not
+// before ctx ended).
+type interruption struct {
+	load     *load.Result
+	noticeAt time.Time
+	after    *api.Workload
+	ranAt    time.Time
+}
+
+// interruptUnderLoad runs the load for df.total and announces the
+// holder's spot interruption df.after into it, so the report sees the
+// move as clients saw it; it returns when the load has finished.
+func interruptUnderLoad(ctx context.Context, out io.Writer, c *api.Client, holder *demoPeer, before api.Workload, front string, df *demoFlags) (*interruption, error) {
 	lc := load.DefaultConfig()
 	lc.Target, lc.Rate, lc.Duration, lc.Timeout = front, df.rate, df.total, 10*time.Second
 	type loaded struct {
@@ -276,19 +331,7 @@ func runStory(setup, ctx context.Context, out io.Writer, peers []demoPeer, count
 	if l.err != nil {
 		return nil, fmt.Errorf("the load: %w", l.err)
 	}
-	rep := &demoReport{From: before.Holder, FromWhere: holder.where(), Before: before.Epoch, Load: l.res,
-		NoticeAt: noticeAt.Sub(l.res.Start), Warm: warm}
-	if after != nil {
-		rep.To, rep.After, rep.Moved = after.Holder, after.Epoch, ranAt.Sub(noticeAt)
-		if p := peerNamed(peers, after.Holder); p != nil {
-			rep.ToWhere = p.where()
-		}
-	}
-	if ms, err := c.Migrations(setup); err == nil {
-		rep.Migration = lastMigration(ms, before.Holder)
-	}
-	rep.Count, rep.CountErr = counterValue(setup, front)
-	return rep, nil
+	return &interruption{load: l.res, noticeAt: noticeAt, after: after, ranAt: ranAt}, nil
 }
 
 // warmUp waits until the ingress answers and returns how many counts the

@@ -16,6 +16,13 @@ func newNodeCmd() *cobra.Command {
 	cf := &clientFlags{}
 	cmd := &cobra.Command{Use: "node", Short: "Drain and undrain nodes"}
 	cf.register(cmd)
+	cmd.AddCommand(newDrainCmd(cf), newUndrainCmd(cf))
+	return cmd
+}
+
+// newDrainCmd is `node drain`, on its own because it alone has flags and
+// follows the moves it starts.
+func newDrainCmd(cf *clientFlags) *cobra.Command {
 	var timeout time.Duration
 	var noWait bool
 	drain := &cobra.Command{
@@ -50,7 +57,13 @@ func newNodeCmd() *cobra.Command {
 	}
 	drain.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "how long to wait for the node to empty")
 	drain.Flags().BoolVar(&noWait, "no-wait", false, "return once the drain is recorded")
-	undrain := &cobra.Command{
+	return drain
+}
+
+// newUndrainCmd is `node undrain`, apart from drain so each builder reads
+// as one command.
+func newUndrainCmd(cf *clientFlags) *cobra.Command {
+	return &cobra.Command{
 		Use:   "undrain NAME",
 		Short: "Return a drained node to service",
 		Args:  usageArgs(cobra.ExactArgs(1)),
@@ -72,8 +85,6 @@ func newNodeCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(drain, undrain)
-	return cmd
 }
 
 // followDrain prints each workload as it leaves the node and returns once

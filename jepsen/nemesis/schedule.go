@@ -40,6 +40,15 @@ func (s Schedule) Validate() error {
 	return nil
 }
 
+// logger is the Logger, or one that discards, so Run logs
+// unconditionally.
+func (s Schedule) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Logger
+}
+
 // Bounds of Run, whatever the schedule says.
 const (
 	maxInjections = 10000           // injection attempts per Run
@@ -64,10 +73,7 @@ func Run(ctx context.Context, c *cluster.Cluster, sched Schedule, r *rand.Rand, 
 	if err := sched.Validate(); err != nil {
 		return err
 	}
-	log := sched.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := sched.logger()
 	pool := slices.Clone(sched.Nemeses)
 	var live []*active
 	var errs []error
@@ -110,19 +116,25 @@ func Run(ctx context.Context, c *cluster.Cluster, sched Schedule, r *rand.Rand, 
 			nextInject = time.Now().Add(between(r, sched.MinGap, sched.MaxGap))
 			continue
 		}
-		wait := time.Until(until)
-		if len(live) < limit {
-			wait = min(wait, time.Until(nextInject))
-		}
-		for _, a := range live {
-			wait = min(wait, time.Until(a.healAt))
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(max(wait, time.Millisecond)):
-		}
+		idle(ctx, until, nextInject, live, limit)
 	}
 	return errors.Join(errs...)
+}
+
+// idle sleeps until the next thing Run must do (an injection, a heal, the
+// end) or ctx ends, so Run neither spins nor oversleeps a heal.
+func idle(ctx context.Context, until, nextInject time.Time, live []*active, limit int) {
+	wait := time.Until(until)
+	if len(live) < limit {
+		wait = min(wait, time.Until(nextInject))
+	}
+	for _, a := range live {
+		wait = min(wait, time.Until(a.healAt))
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(max(wait, time.Millisecond)):
+	}
 }
 
 // injectOne injects a random nemesis of pool whose class is not in

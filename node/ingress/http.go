@@ -95,11 +95,11 @@ func idempotent(r *http.Request) bool {
 	return r.Header.Get("Idempotency-Key") != ""
 }
 
+// ServeHTTP holds a request until a holder is ready and forwards it to
+// that holder's gate, again while it safely may, so a move shows clients
+// a pause rather than an error.
 func (f *httpFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	budget := f.in.budget(f.r)
-	if cur, ok := f.in.lookup(f.r.Service); ok {
-		budget = f.in.budget(cur)
-	}
+	budget := f.budget()
 	ctx, cancel := context.WithTimeout(r.Context(), budget)
 	defer cancel()
 	body, replayable, err := f.readBody(r)
@@ -116,50 +116,74 @@ func (f *httpFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		resp, err := f.forward(r, rt, body, replayable)
-		switch outcome(resp, err) {
-		case outMoving:
-			// The gate never passed it on: hold it for the next holder.
-			resp.Body.Close()
-			min = rt.Epoch + 1
-			continue
-		case outRefused:
-			// It never reached the service (restarting, or its holder is
-			// gone): again, until the budget runs out.
-			if resp != nil {
-				resp.Body.Close()
-			}
-			if replayable && pause(ctx) {
-				min = rt.Epoch
-				continue
-			}
-		case outBroken:
-			// The connection broke after the request was sent (the holder
-			// stopped or died): an idempotent one goes once more, to
-			// whoever holds the service next.
-			if resp != nil {
-				resp.Body.Close()
-			}
-			if replayable && !retried && idempotent(r) && pause(ctx) {
-				retried = true
-				f.in.cfg.Logger.Info("ingress: retrying on the next holder", "service", f.r.Service, "epoch", rt.Epoch)
-				min = rt.Epoch
-				continue
-			}
-		case outOK:
+		out := outcome(resp, err)
+		if out == outOK {
 			copyResponse(w, resp)
 			return
 		}
-		if ctx.Err() != nil {
-			f.busy(w, budget, errHeldTooLong)
-			return
+		next, again := f.retry(ctx, r, out, resp, rt.Epoch, replayable, &retried)
+		if again {
+			min = next
+			continue
 		}
-		msg := "the service failed the request"
-		if err != nil {
-			msg = err.Error()
-		}
-		http.Error(w, "lifeboat ingress: "+msg, http.StatusBadGateway)
+		f.fail(ctx, w, budget, err)
 		return
 	}
+}
+
+// budget is how long a request may wait for a holder: the current
+// route's, since its SLO may have changed since this front was opened.
+func (f *httpFront) budget() time.Duration {
+	if cur, ok := f.in.lookup(f.r.Service); ok {
+		return f.in.budget(cur)
+	}
+	return f.in.budget(f.r)
+}
+
+// retry decides whether a request that got no answer to pass on goes
+// once more, and from which epoch on; only here do the retry rules
+// (safe to resend? retried already?) live, so ServeHTTP stays a loop.
+// It closes resp. *retried records the one retry a broken request gets.
+func (f *httpFront) retry(ctx context.Context, r *http.Request, out int, resp *http.Response, epoch uint64, replayable bool, retried *bool) (uint64, bool) {
+	if resp != nil {
+		resp.Body.Close()
+	}
+	switch out {
+	case outMoving:
+		// The gate never passed it on: hold it for the next holder.
+		return epoch + 1, true
+	case outRefused:
+		// It never reached the service (restarting, or its holder is
+		// gone): again, until the budget runs out.
+		if replayable && pause(ctx) {
+			return epoch, true
+		}
+	case outBroken:
+		// The connection broke after the request was sent (the holder
+		// stopped or died): an idempotent one goes once more, to
+		// whoever holds the service next.
+		if replayable && !*retried && idempotent(r) && pause(ctx) {
+			*retried = true
+			f.in.cfg.Logger.Info("ingress: retrying on the next holder", "service", f.r.Service, "epoch", epoch)
+			return epoch, true
+		}
+	}
+	return 0, false
+}
+
+// fail answers a request that goes no more: 503 (retry later) when its
+// budget ran out, since the service is then moving rather than broken;
+// 502 when the service itself failed it.
+func (f *httpFront) fail(ctx context.Context, w http.ResponseWriter, budget time.Duration, err error) {
+	if ctx.Err() != nil {
+		f.busy(w, budget, errHeldTooLong)
+		return
+	}
+	msg := "the service failed the request"
+	if err != nil {
+		msg = err.Error()
+	}
+	http.Error(w, "lifeboat ingress: "+msg, http.StatusBadGateway)
 }
 
 // Outcomes of a request forwarded to a gate.
