@@ -190,7 +190,7 @@ func (n *Node) migrateLocal(ctx context.Context, req migrateRequest) (runtime.Re
 	// ones wait at the fronts for the next holder.
 	reopen := n.closeGate(ctx, id, w.Assignment.Epoch)
 	res, err := n.localSup(func(sup *runtime.Supervisor) (runtime.Result, error) {
-		return sup.Handoff(ctx, id, lazy, func(ctx context.Context, rw runtime.Workload, c *transfer.Checkpoint, lazy bool) error {
+		return sup.Handoff(ctx, id, lazy, moverFunc(func(ctx context.Context, rw runtime.Workload, c *transfer.Checkpoint, lazy bool) error {
 			phase(fsm.PhaseTransferring, 0, nil)
 			var err error
 			if req.Park {
@@ -198,7 +198,7 @@ func (n *Node) migrateLocal(ctx context.Context, req migrateRequest) (runtime.Re
 			}
 			epoch, err = n.handoffTo(ctx, rw, c, lazy, to, w.Assignment.Standbys)
 			return err
-		})
+		}))
 	})
 	if err != nil {
 		if epoch == 0 {
@@ -345,4 +345,11 @@ func (n *Node) serveMigrate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, res)
+}
+
+// moverFunc is a runtime.Mover made of a function.
+type moverFunc func(ctx context.Context, w runtime.Workload, c *transfer.Checkpoint, lazy bool) error
+
+func (f moverFunc) Move(ctx context.Context, w runtime.Workload, c *transfer.Checkpoint, lazy bool) error {
+	return f(ctx, w, c, lazy)
 }

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -255,10 +256,15 @@ func (n *Node) startRuntime() error {
 	if cks == nil {
 		cks = []runtime.Checkpointer{runtime.NewApp(), runtime.None{}}
 	}
+	// Keep: the committed ones and the one in flight; gcLoop trims the rest.
+	store, err := transfer.OpenStore(filepath.Join(n.cfg.DataDir, "checkpoints"), fsm.KeepCheckpoints+1)
+	if err != nil {
+		return fmt.Errorf("data-dir: runtime: checkpoint store: %w", err)
+	}
 	rc := runtime.DefaultConfig(n.cfg.DataDir)
+	rc.Store = store
 	rc.Logger = n.log.With("part", "runtime")
 	rc.Env = []string{"LIFEBOAT_API=http://" + net.JoinHostPort(n.cfg.advertise(), strconv.Itoa(n.cfg.HTTPPort))}
-	rc.Keep = fsm.KeepCheckpoints + 1 // the committed ones and the one in flight; gcLoop trims the rest
 	sup, err := runtime.New(rc, &runtimeCluster{n: n}, cks...)
 	if err != nil {
 		return fmt.Errorf("data-dir: %w", err)
