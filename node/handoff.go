@@ -27,6 +27,8 @@ type handoff struct {
 	epoch uint64
 }
 
+var _ runtime.Mover = (*handoff)(nil)
+
 // begin records the move: a new Migration record for a move asked by
 // hand, the checkpointing phase of one the leader planned.
 func (h *handoff) begin() error {

@@ -122,7 +122,7 @@ func (mv *moves) local(ctx context.Context, req peer.MigrateRequest) (runtime.Re
 	// ones wait at the fronts for the next holder.
 	reopen := closeGate(ctx, mv.ingress, req.ID, w.Assignment.Epoch, mv.log)
 	res, err := localSup(mv.sup, func(sup *runtime.Supervisor) (runtime.Result, error) {
-		return sup.Handoff(ctx, req.ID, lazy, run.Move)
+		return sup.Handoff(ctx, req.ID, lazy, run)
 	})
 	if err != nil {
 		if run.epoch == 0 {

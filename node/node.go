@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -272,19 +273,24 @@ func (n *Node) startRuntime() error {
 	if cks == nil {
 		cks = []runtime.Checkpointer{runtime.NewApp(), runtime.None{}}
 	}
+	// Keep: the committed ones and the one in flight; the collector trims the rest.
+	store, err := transfer.OpenStore(filepath.Join(n.cfg.DataDir, "checkpoints"), fsm.KeepCheckpoints+1)
+	if err != nil {
+		return fmt.Errorf("data-dir: runtime: checkpoint store: %w", err)
+	}
 	rc := runtime.DefaultConfig(n.cfg.DataDir)
+	rc.Store = store
 	rc.Logger = n.log.With("part", "runtime")
 	rc.Env = []string{"LIFEBOAT_API=http://" + net.JoinHostPort(n.cfg.advertise(), strconv.Itoa(n.cfg.HTTPPort))}
-	rc.Keep = fsm.KeepCheckpoints + 1 // the committed ones and the one in flight; gcLoop trims the rest
 	sup, err := runtime.New(rc, n.cluster, cks...)
 	if err != nil {
 		return fmt.Errorf("data-dir: %w", err)
 	}
-	n.sup, n.store = sup, sup.Store()
+	n.sup, n.store = sup, store
 	n.fence.sup, n.syncer.sup, n.self.sup, n.offers.sup, n.moves.sup, n.notices.sup = sup, sup, sup, sup, sup, sup
 	n.gc.store = n.store
 	if !n.cfg.UnsafeNoFencing {
-		sup.Fence(true) // until the first lease renewal (fenceLoop)
+		sup.Fence(true) // until the first lease renewal (fence.loop)
 	}
 	return nil
 }

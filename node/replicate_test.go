@@ -34,11 +34,11 @@ func TestCheckpointsReachStandbysAndMigrate(t *testing.T) {
 	if w.Checkpoint == nil || w.Checkpoint.Seq != res.Seq || !slices.Equal(w.Checkpoint.Standbys, sortedCopy([]string{"a1", standby})) {
 		t.Fatalf("committed checkpoint %+v, want seq %d held by a1 and %s", w.Checkpoint, res.Seq, standby)
 	}
-	copyOn, err := tc.node(standby).sup.Store().Get("counter", res.Seq)
+	copyOn, err := tc.node(standby).store.Get("counter", res.Seq)
 	if err != nil {
 		t.Fatalf("the standby has no copy: %v", err)
 	}
-	if err := tc.node(standby).sup.Store().Verify(copyOn, res.Digest); err != nil {
+	if err := tc.node(standby).store.Verify(copyOn, res.Digest); err != nil {
 		t.Fatalf("the standby's copy does not verify: %v", err)
 	}
 	getCount(port) // 3, in the final checkpoint of the move
@@ -149,7 +149,7 @@ func TestCheckpointGC(t *testing.T) {
 		}
 	}
 	seqs := func(node string) []uint64 {
-		list, err := tc.node(node).sup.Store().List("counter")
+		list, err := tc.node(node).store.List("counter")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,16 +2,15 @@ package runtime
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
+
+	criu "github.com/checkpoint-restore/go-criu/v7"
 )
 
 // Lazy pages: a move's final checkpoint without its memory (post-copy).
@@ -71,28 +70,6 @@ type LazyDump struct {
 	log string
 }
 
-// criuProc is a criu command-line process this node started.
-type criuProc struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed when it exited
-	err  error         // its exit; read after done
-}
-
-// Done is closed when the process has exited.
-func (p *criuProc) Done() <-chan struct{} { return p.done }
-
-// Err is how the process exited, once Done is closed.
-func (p *criuProc) Err() error {
-	<-p.done
-	return p.err
-}
-
-// kill kills the process and waits for it.
-func (p *criuProc) kill() {
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
-
 // Abort abandons the dump: the criu process is killed, and the frozen
 // process, detached, runs on. Only for a move that did not happen.
 func (d *LazyDump) Abort() { d.kill() }
@@ -101,8 +78,7 @@ func (d *LazyDump) Abort() { d.kill() }
 // for a move whose new holder never fetched the memory. The workload is
 // the new holder's by then; p must never run again.
 func (d *LazyDump) Kill(p *os.Process) {
-	_ = syscall.Kill(-p.Pid, syscall.SIGKILL)
-	_ = p.Kill()
+	killGroup(p)
 	d.kill()
 }
 
@@ -115,7 +91,7 @@ type LazyRestore struct {
 	relay sync.WaitGroup // the relay's goroutines
 	ln    net.Listener
 	log   string
-	plan  *lazyPlan  // what the relay may fetch ahead (pagerelay.go); nil: it only copies
+	plan  *lazyPlan  // what the relay may fetch ahead (lazyplan.go); nil: it only copies
 	stats RelayStats // set when the relay has ended
 	work  string     // the working copy of the images (hotpages.go), if any
 
@@ -241,65 +217,24 @@ func (c *CRIU) CheckpointLazy(ctx context.Context, w Workload, p *os.Process, di
 
 // StartLazy: see LazyCheckpointer.
 func (c *CRIU) StartLazy(ctx context.Context, w Workload, from string, pages PageDialer, stopped bool) (*os.Process, *LazyRestore, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, nil, fmt.Errorf("%w: workload %s: %w", ErrRestore, w.Spec.ID, err)
-	}
-	if err := checkPages(from); err != nil {
-		return nil, nil, fmt.Errorf("%w: workload %s: checkpoint %s: %w", ErrRestore, w.Spec.ID, from, err)
-	}
-	if err := prepareWorkloadFiles(from, w, c.now()); err != nil {
-		return nil, nil, fmt.Errorf("%w: workload %s: preparing its files for CRIU: %w", ErrRestore, w.Spec.ID, err)
+	if err := c.checkLazyFrom(ctx, w, from); err != nil {
+		return nil, nil, err
 	}
 	oplog, err := newCRIUOpLog(w, "restore-lazy", c.now())
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: workload %s: CRIU log dir: %w", ErrRestore, w.Spec.ID, err)
 	}
 	defer oplog.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	r, dir, err := startLazyRestore(ctx, w, from, pages, oplog)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: workload %s: the page relay's port: %w", ErrRestore, w.Spec.ID, err)
-	}
-	r := &LazyRestore{ln: ln, log: oplog.Path(), relayUp: make(chan *pageRelay, 1)}
-	dir, err := r.workImages(w, from)
-	if err != nil {
-		r.abandon()
-		return nil, nil, fmt.Errorf("%w: workload %s: checkpoint %s: %w", ErrRestore, w.Spec.ID, from, err)
-	}
-	r.relay.Add(1)
-	go r.serveRelay(ctx, pages)
-	port := ln.Addr().(*net.TCPAddr).Port
-	// The daemon's own log sits beside the restore's, in the same work
-	// dir, where the restore finds the daemon's socket.
-	dl := &criuOpLog{dir: oplog.dir, name: "lazy-pages-" + oplog.name}
-	args := append([]string{"lazy-pages", "--page-server", "--address", "127.0.0.1", "--port", strconv.Itoa(port), "-D", dir},
-		c.cliOpts(dl)...)
-	begin := time.Now()
-	ready, err := c.startWithStatus(args, &r.criuProc)
-	if err != nil {
-		r.abandon()
-		return nil, nil, criuError(ErrRestore, w, "starting the lazy-pages daemon", err, dl)
-	}
-	// go-criu's `criu swrk` starts from this thread too (its network
-	// namespace) and loads while the daemon does.
-	cr := c.client()
-	err = cr.Prepare()
-	if err == nil {
-		defer cr.Cleanup()
-		err = ready(ctx)
-		if err != nil {
-			err = criuError(ErrRestore, w, "starting the lazy-pages daemon", err, dl)
-		}
-	} else {
-		err = fmt.Errorf("%w: workload %s: starting criu swrk: %w", ErrRestore, w.Spec.ID, err)
-	}
-	hot := 0
-	if err == nil {
-		hot, err = r.takeHot(from)
-	}
-	if err != nil {
-		r.Close()
 		return nil, nil, err
 	}
+	begin := time.Now()
+	cr, hot, err := c.prepareLazyRestore(ctx, w, r, dir, from, oplog)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer cr.Cleanup()
 	images, err := os.Open(dir)
 	if err != nil {
 		r.Close()
@@ -321,6 +256,78 @@ func (c *CRIU) StartLazy(ctx context.Context, w Workload, from string, pages Pag
 		return nil, nil, err
 	}
 	return proc, r, nil
+}
+
+// checkLazyFrom checks the lazy checkpoint in from before a restore and
+// prepares the workload's files for it.
+func (c *CRIU) checkLazyFrom(ctx context.Context, w Workload, from string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: workload %s: %w", ErrRestore, w.Spec.ID, err)
+	}
+	if err := checkPages(from); err != nil {
+		return fmt.Errorf("%w: workload %s: checkpoint %s: %w", ErrRestore, w.Spec.ID, from, err)
+	}
+	if err := prepareWorkloadFiles(from, w, c.now()); err != nil {
+		return fmt.Errorf("%w: workload %s: preparing its files for CRIU: %w", ErrRestore, w.Spec.ID, err)
+	}
+	return nil
+}
+
+// startLazyRestore opens the page relay's port and starts relaying
+// (serveRelay): it dials the old holder's page server at once. dir is
+// where the restore reads its images (workImages).
+func startLazyRestore(ctx context.Context, w Workload, from string, pages PageDialer, oplog *criuOpLog) (*LazyRestore, string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: workload %s: the page relay's port: %w", ErrRestore, w.Spec.ID, err)
+	}
+	r := &LazyRestore{ln: ln, log: oplog.Path(), relayUp: make(chan *pageRelay, 1)}
+	dir, err := r.workImages(w, from)
+	if err != nil {
+		r.abandon()
+		return nil, "", fmt.Errorf("%w: workload %s: checkpoint %s: %w", ErrRestore, w.Spec.ID, from, err)
+	}
+	r.relay.Add(1)
+	go r.serveRelay(ctx, pages)
+	return r, dir, nil
+}
+
+// prepareLazyRestore starts the lazy-pages daemon on the images in dir,
+// the relay's port its page server, and criu swrk beside it, waits for
+// the daemon and takes in the hot pages (takeHot), returning how many.
+// The caller restores through cr and then cleans it up; on failure, r is
+// closed.
+func (c *CRIU) prepareLazyRestore(ctx context.Context, w Workload, r *LazyRestore, dir, from string, oplog *criuOpLog) (*criu.Criu, int, error) {
+	port := r.ln.Addr().(*net.TCPAddr).Port
+	// The daemon's own log sits beside the restore's, in the same work
+	// dir, where the restore finds the daemon's socket.
+	dl := &criuOpLog{dir: oplog.dir, name: "lazy-pages-" + oplog.name}
+	args := append([]string{"lazy-pages", "--page-server", "--address", "127.0.0.1", "--port", strconv.Itoa(port), "-D", dir},
+		c.cliOpts(dl)...)
+	ready, err := c.startWithStatus(args, &r.criuProc)
+	if err != nil {
+		r.abandon()
+		return nil, 0, criuError(ErrRestore, w, "starting the lazy-pages daemon", err, dl)
+	}
+	// go-criu's `criu swrk` starts from this thread too (its network
+	// namespace) and loads while the daemon does.
+	cr := c.client()
+	if err := cr.Prepare(); err != nil {
+		r.Close()
+		return nil, 0, fmt.Errorf("%w: workload %s: starting criu swrk: %w", ErrRestore, w.Spec.ID, err)
+	}
+	hot := 0
+	if err = ready(ctx); err != nil {
+		err = criuError(ErrRestore, w, "starting the lazy-pages daemon", err, dl)
+	} else {
+		hot, err = r.takeHot(from)
+	}
+	if err != nil {
+		r.Close()
+		cr.Cleanup()
+		return nil, 0, err
+	}
+	return cr, hot, nil
 }
 
 // serveRelay connects the lazy-pages daemon's one connection to the old
@@ -380,74 +387,6 @@ func splice(a net.Conn, b io.ReadWriteCloser) {
 	_ = a.Close()
 	_ = b.Close()
 	wg.Wait()
-}
-
-// cliOpts are the command-line twins of baseOpts, with the log in log.
-func (c *CRIU) cliOpts(log *criuOpLog) []string {
-	tcp := "--tcp-established"
-	if c.cfg.TCPClose {
-		tcp = "--tcp-close"
-	}
-	return []string{"-W", log.dir.Name(), "-o", log.name, "-v" + strconv.Itoa(c.cfg.LogLevel),
-		tcp, "--skip-in-flight", "--network-lock", c.cfg.NetworkLock, "--status-fd", "3"}
-}
-
-// runWithStatus starts criu with args and a status pipe on fd 3 as p, and
-// returns once criu has written its status byte (the page server or the
-// daemon serves); p.Done is closed when criu exits. It fails if criu
-// cannot start or exits before it is ready (or ctx ends first: criu is
-// killed then).
-func (c *CRIU) runWithStatus(ctx context.Context, args []string, p *criuProc) error {
-	ready, err := c.startWithStatus(args, p)
-	if err != nil {
-		return err
-	}
-	return ready(ctx)
-}
-
-// startWithStatus is runWithStatus in two steps: it starts criu and
-// returns the wait for its status byte, to call once.
-func (c *CRIU) startWithStatus(args []string, p *criuProc) (ready func(context.Context) error, err error) {
-	rd, wr, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(c.cfg.Path, args...)
-	cmd.ExtraFiles = []*os.File{wr}
-	if err := cmd.Start(); err != nil {
-		rd.Close()
-		wr.Close()
-		return nil, err
-	}
-	wr.Close()
-	p.cmd, p.done = cmd, make(chan struct{})
-	go func() { // ends when criu exits; Abort, Kill and Close kill it
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	status := make(chan error, 1)
-	go func() { // ends at the status byte or when criu exits (EOF)
-		defer rd.Close()
-		var b [1]byte
-		_, err := rd.Read(b[:])
-		status <- err
-	}()
-	return func(ctx context.Context) error {
-		select {
-		case err := <-status:
-			if err == nil {
-				return nil
-			}
-			if err := p.Err(); err != nil {
-				return err
-			}
-			return errors.New("criu exited before it was ready")
-		case <-ctx.Done():
-			p.kill()
-			<-status
-			return ctx.Err()
-		}
-	}, nil
 }
 
 // freeLoopbackPort is a TCP port free on 127.0.0.1 a moment ago (CRIU's

@@ -17,8 +17,8 @@ import (
 
 // Hot pages: a lazy restore does not start from the checkpoint's images
 // as they came, but from a working copy in which the runs of pages the
-// relay has fetched whole by then (its hot plan, the small extents: see
-// pagerelay.go) are present, their pages in the pages image. CRIU maps
+// relay (pagerelay.go) has fetched whole by then (its hot plan, the small
+// extents: hotPlan) are present, their pages in the pages image. CRIU maps
 // those in during the restore like any checkpoint's pages, so the resumed
 // process never faults on them; the daemon fetches only the runs still
 // lazy. The relay fetches while the lazy-pages daemon and criu swrk
@@ -158,4 +158,111 @@ func linkOrCopy(src, dst string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// The hot plan, and the relay's part in it: it fetches the plan ahead
+// (prefetch) and hands the runs it has whole to the restore (takeHot).
+
+// pipeRunPages is the longest run CRIU's page pipes hold: a longer run
+// of memory is cut into runs this long.
+const pipeRunPages = 1024
+
+// hotPlan is what the relay fetches ahead, for the restore to take in
+// (hotpages.go): the runs of the extents (runs that touch, joined) shorter
+// than pipeRunPages, the smallest extents first, at most hotPagesMax
+// pages. A longer extent is bulk data: a buffer, a cache, a ballast.
+func hotPlan(runs []lazyRun) []lazyRun {
+	var extents [][]lazyRun // runs sorted by address: touching ones are neighbours
+	for i, r := range runs {
+		if i > 0 && runs[i-1].end == r.start {
+			extents[len(extents)-1] = append(extents[len(extents)-1], r)
+			continue
+		}
+		extents = append(extents, []lazyRun{r})
+	}
+	size := func(e []lazyRun) uint64 { return (e[len(e)-1].end - e[0].start) / psPageSize }
+	slices.SortStableFunc(extents, func(a, b []lazyRun) int { return cmpUint(size(a), size(b)) })
+	var hot []lazyRun
+	var n uint64
+	for _, e := range extents {
+		if size(e) >= pipeRunPages || n+size(e) > hotPagesMax {
+			break
+		}
+		n += size(e)
+		hot = append(hot, e...)
+	}
+	return hot
+}
+
+// prefetch asks for all the runs of the hot plan at once: their many
+// asks cost one round trip, not one each. (A fault waits behind what is
+// in flight, at most hotPagesMax pages, and only until the hot plan is
+// in, mostly before the restore.)
+func (p *pageRelay) prefetch() {
+	defer p.fetched.Done()
+	for _, r := range p.hot {
+		for v := r.start; v < r.end; {
+			p.mu.Lock()
+			for v < r.end && p.state[v] != 0 {
+				v += psPageSize
+			}
+			p.mu.Unlock()
+			if v == r.end {
+				break
+			}
+			k, err := p.ask(v, min(askPages, (r.end-v)/psPageSize), true)
+			if err != nil {
+				return
+			}
+			v += k * psPageSize
+		}
+	}
+}
+
+// whole reports whether all pages of r are here.
+func (p *pageRelay) whole(r lazyRun) bool {
+	for v := r.start; v < r.end; v += psPageSize {
+		if _, ok := p.here[v]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// takeHot waits up to wait for the runs of the hot plan to be here, then
+// takes those that are, sorted by address (see hotpages.go): they are
+// given, as if to the daemon.
+func (p *pageRelay) takeHot(wait time.Duration) []hotRun {
+	timer := time.AfterFunc(wait, func() {
+		p.mu.Lock()
+		p.waited = true
+		p.cond.Broadcast()
+		p.mu.Unlock()
+	})
+	defer timer.Stop()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.err == nil && !p.waited && len(p.hot) > 0 && !p.whole(p.hot[len(p.hot)-1]) {
+		p.cond.Wait()
+	}
+	p.waited = true
+	var hot []hotRun
+	var n uint64
+	for _, r := range p.hot {
+		if !p.whole(r) {
+			continue
+		}
+		h := hotRun{lazyRun: r, data: make([]byte, 0, r.pages()*psPageSize)}
+		for v := r.start; v < r.end; v += psPageSize {
+			h.data = append(h.data, p.here[v]...)
+			delete(p.here, v)
+			p.state[v] = pageGiven
+		}
+		n += r.pages()
+		hot = append(hot, h)
+	}
+	p.stats.Hot += int(n)
+	p.cond.Broadcast()
+	slices.SortFunc(hot, func(a, b hotRun) int { return cmpUint(a.start, b.start) })
+	return hot
 }

@@ -6,20 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
-	"time"
-
-	"github.com/checkpoint-restore/go-criu/v7/crit/images/pagemap"
 )
 
 // The page relay stands between CRIU's lazy-pages daemon and the old
 // holder's page server, and fetches ahead. Its connection to the page
 // server is open before the restore begins (predial.go), and it asks at
-// once for the runs of the checkpoint's hot plan (hotPlan: the small
+// once for the runs of the checkpoint's hot plan (hotPlan, hotpages.go: the small
 // extents of the pagemap, where the runtime's data, the stacks and the
 // heap's live spans lie; bulk data lies in long ones), which the restore
 // takes in as present pages (hotpages.go). What it has not taken, the
@@ -72,64 +66,6 @@ func (h psHeader) put(b []byte) {
 	binary.LittleEndian.PutUint64(b[8:], h.nr)
 	binary.LittleEndian.PutUint64(b[16:], h.vaddr)
 	binary.LittleEndian.PutUint64(b[24:], h.dst)
-}
-
-// lazyRun is one run of pages the page server serves: [start, end).
-type lazyRun struct{ start, end uint64 }
-
-func (r lazyRun) pages() uint64 { return (r.end - r.start) / psPageSize }
-
-// Pagemap entry flag PE_LAZY (criu/include/pagemap.h).
-const pageLazy = 1 << 1
-
-// lazyPlan is what the relay may fetch ahead: the runs of pages a lazy
-// checkpoint leaves to the page server, sorted by address, and the
-// process they belong to (the page server's destination).
-type lazyPlan struct {
-	runs []lazyRun
-	dst  uint64
-}
-
-// lazyRuns reads the plan of a lazy checkpoint from its pagemap: the
-// entries marked lazy and not in the pages file. It returns a nil plan (the
-// relay only copies) unless the checkpoint is of one process: the relay
-// does not map the protocol's destinations to processes.
-func lazyRuns(imagesDir string) (*lazyPlan, error) {
-	maps, err := filepath.Glob(filepath.Join(imagesDir, "pagemap-*.img"))
-	if err != nil || len(maps) != 1 {
-		return nil, err
-	}
-	name := filepath.Base(maps[0])
-	dst, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(name, "pagemap-"), ".img"), 10, 64)
-	if err != nil {
-		return nil, fmt.Errorf("%s: not a pagemap image of one process: %w", name, err)
-	}
-	img, err := decodePagemap(maps[0])
-	if err != nil {
-		return nil, err
-	}
-	plan := &lazyPlan{dst: dst}
-	for _, e := range img.Entries {
-		pe, ok := e.Message.(*pagemap.PagemapEntry)
-		if !ok || pe.Flags == nil {
-			continue
-		}
-		if fl := pe.GetFlags(); fl&pageLazy != 0 && fl&pagePresent == 0 {
-			plan.runs = append(plan.runs, lazyRun{pe.GetVaddr(), pe.GetVaddr() + nrPages(pe)*psPageSize})
-		}
-	}
-	slices.SortFunc(plan.runs, func(a, b lazyRun) int { return cmpUint(a.start, b.start) })
-	return plan, nil
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // RelayStats counts what a page relay did.
@@ -304,110 +240,6 @@ func (p *pageRelay) readServer() {
 		p.cond.Broadcast()
 		p.mu.Unlock()
 	}
-}
-
-// pipeRunPages is the longest run CRIU's page pipes hold: a longer run
-// of memory is cut into runs this long.
-const pipeRunPages = 1024
-
-// hotPlan is what the relay fetches ahead, for the restore to take in
-// (hotpages.go): the runs of the extents (runs that touch, joined) shorter
-// than pipeRunPages, the smallest extents first, at most hotPagesMax
-// pages. A longer extent is bulk data: a buffer, a cache, a ballast.
-func hotPlan(runs []lazyRun) []lazyRun {
-	var extents [][]lazyRun // runs sorted by address: touching ones are neighbours
-	for i, r := range runs {
-		if i > 0 && runs[i-1].end == r.start {
-			extents[len(extents)-1] = append(extents[len(extents)-1], r)
-			continue
-		}
-		extents = append(extents, []lazyRun{r})
-	}
-	size := func(e []lazyRun) uint64 { return (e[len(e)-1].end - e[0].start) / psPageSize }
-	slices.SortStableFunc(extents, func(a, b []lazyRun) int { return cmpUint(size(a), size(b)) })
-	var hot []lazyRun
-	var n uint64
-	for _, e := range extents {
-		if size(e) >= pipeRunPages || n+size(e) > hotPagesMax {
-			break
-		}
-		n += size(e)
-		hot = append(hot, e...)
-	}
-	return hot
-}
-
-// prefetch asks for all the runs of the hot plan at once: their many
-// asks cost one round trip, not one each. (A fault waits behind what is
-// in flight, at most hotPagesMax pages, and only until the hot plan is
-// in, mostly before the restore.)
-func (p *pageRelay) prefetch() {
-	defer p.fetched.Done()
-	for _, r := range p.hot {
-		for v := r.start; v < r.end; {
-			p.mu.Lock()
-			for v < r.end && p.state[v] != 0 {
-				v += psPageSize
-			}
-			p.mu.Unlock()
-			if v == r.end {
-				break
-			}
-			k, err := p.ask(v, min(askPages, (r.end-v)/psPageSize), true)
-			if err != nil {
-				return
-			}
-			v += k * psPageSize
-		}
-	}
-}
-
-// whole reports whether all pages of r are here.
-func (p *pageRelay) whole(r lazyRun) bool {
-	for v := r.start; v < r.end; v += psPageSize {
-		if _, ok := p.here[v]; !ok {
-			return false
-		}
-	}
-	return true
-}
-
-// takeHot waits up to wait for the runs of the hot plan to be here, then
-// takes those that are, sorted by address (see hotpages.go): they are
-// given, as if to the daemon.
-func (p *pageRelay) takeHot(wait time.Duration) []hotRun {
-	timer := time.AfterFunc(wait, func() {
-		p.mu.Lock()
-		p.waited = true
-		p.cond.Broadcast()
-		p.mu.Unlock()
-	})
-	defer timer.Stop()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for p.err == nil && !p.waited && len(p.hot) > 0 && !p.whole(p.hot[len(p.hot)-1]) {
-		p.cond.Wait()
-	}
-	p.waited = true
-	var hot []hotRun
-	var n uint64
-	for _, r := range p.hot {
-		if !p.whole(r) {
-			continue
-		}
-		h := hotRun{lazyRun: r, data: make([]byte, 0, r.pages()*psPageSize)}
-		for v := r.start; v < r.end; v += psPageSize {
-			h.data = append(h.data, p.here[v]...)
-			delete(p.here, v)
-			p.state[v] = pageGiven
-		}
-		n += r.pages()
-		hot = append(hot, h)
-	}
-	p.stats.Hot += int(n)
-	p.cond.Broadcast()
-	slices.SortFunc(hot, func(a, b hotRun) int { return cmpUint(a.start, b.start) })
-	return hot
 }
 
 // runOf is the run that holds v, if any.

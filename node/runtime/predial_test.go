@@ -34,6 +34,7 @@ type predialRig struct {
 func newPredialRig(t *testing.T, ttl time.Duration) predialRig {
 	t.Helper()
 	cfg := DefaultConfig(t.TempDir())
+	cfg.Store = testStore(t, cfg.DataDir)
 	cfg.PrestartTTL = ttl
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
 	r := predialRig{c: newFakeCluster(), conns: make(chan *fakePageConn, 8)}

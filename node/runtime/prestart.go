@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"syscall"
 	"time"
 
 	"github.com/lifeboat/lifeboat/fsm"
@@ -118,8 +117,7 @@ func (s *Supervisor) runPrestart(lz LazyCheckpointer, spec fsm.WorkloadSpec, p *
 
 // kill ends a restored process that must not run and its daemon and relay.
 func (p *prestart) kill() {
-	_ = syscall.Kill(-p.proc.Pid, syscall.SIGKILL)
-	_ = p.proc.Kill()
+	killGroup(p.proc)
 	_, _ = p.proc.Wait()
 	p.lazy.Close()
 }

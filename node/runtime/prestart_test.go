@@ -103,6 +103,7 @@ type prestartRig struct {
 func newPrestartRig(t *testing.T, ttl time.Duration) prestartRig {
 	t.Helper()
 	cfg := DefaultConfig(t.TempDir())
+	cfg.Store = testStore(t, cfg.DataDir)
 	cfg.RestartMin, cfg.StopTimeout, cfg.PrestartTTL = 50*time.Millisecond, 2*time.Second, ttl
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	r := prestartRig{f: &fakeLazy{}, port: freePort(t)}

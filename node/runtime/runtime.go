@@ -1,6 +1,15 @@
 // Package runtime runs the workloads a peer holds: the supervisor starts,
 // watches, restarts and stops their processes, and the checkpointers (criu,
 // app, none) take and restore their checkpoints into the local store.
+//
+// supervisor.go is the Supervisor and its seams to the node (Cluster,
+// Mover); unit.go is one workload's goroutine, its mailbox and serve loop,
+// with its starts (unit_start.go), checkpoints (unit_checkpoint.go),
+// handoffs (unit_handoff.go), lazy moves (unit_lazy.go) and state reports
+// (unit_report.go); proc.go controls its process. criu*.go, app.go and
+// launch.go are the checkpointers; the lazy moves' restore side is
+// criu_lazy.go, prestart.go, predial.go, pagerelay.go, lazyplan.go and
+// hotpages.go.
 package runtime
 
 import (

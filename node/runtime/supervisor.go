@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/lifeboat/lifeboat/fsm"
@@ -36,12 +34,28 @@ type Cluster interface {
 	Pages(ctx context.Context, from, id string, seq uint64) (io.ReadWriteCloser, error)
 }
 
+// Mover hands a workload off to its next holder: Supervisor.Handoff gets
+// one per move. The workload's own goroutine calls Move once, with the
+// process stopped by its final checkpoint (ended, in mode none); Move may
+// block for as long as ctx allows. It gets the final checkpoint, sealed in
+// the store (nil in mode none), and must commit it, grant the workload
+// away through the cluster and return only once this node's replica shows
+// the new holder: the unit ends when it returns nil, and the workload runs
+// on (or starts again) here when it fails. A lazy checkpoint holds no
+// memory: it is committed for the new holder alone, which fetches the
+// memory from this node's page server (PageServer) while the process
+// waits here, frozen.
+type Mover interface {
+	Move(ctx context.Context, w Workload, c *transfer.Checkpoint, lazy bool) error
+}
+
 // Config configures a Supervisor.
 type Config struct {
-	// DataDir holds workloads/<id>/ (logs, scratch) and checkpoints/.
+	// DataDir holds workloads/<id>/ (logs, scratch).
 	DataDir string
-	// Keep is how many checkpoints per workload the local store keeps.
-	Keep int
+	// Store is the local checkpoint store (required), opened by the
+	// caller: the supervisor seals checkpoints into it and restores from it.
+	Store *transfer.Store
 	// RestartMin and RestartMax bound the crash-restart backoff.
 	RestartMin, RestartMax time.Duration
 	// StopTimeout is how long a stopped workload gets after SIGTERM.
@@ -56,9 +70,10 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// DefaultConfig returns production settings for dataDir.
+// DefaultConfig returns production settings for dataDir; the caller sets
+// Store.
 func DefaultConfig(dataDir string) Config {
-	return Config{DataDir: dataDir, Keep: 2, RestartMin: 200 * time.Millisecond, RestartMax: 30 * time.Second, StopTimeout: 10 * time.Second,
+	return Config{DataDir: dataDir, RestartMin: 200 * time.Millisecond, RestartMax: 30 * time.Second, StopTimeout: 10 * time.Second,
 		PrestartTTL: 30 * time.Second}
 }
 
@@ -67,8 +82,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.DataDir == "":
 		return errors.New("runtime: DataDir must be set")
-	case c.Keep < 1:
-		return errors.New("runtime: Keep must be at least 1")
+	case c.Store == nil:
+		return errors.New("runtime: Store must be set (the local checkpoint store)")
 	case c.RestartMin <= 0 || c.RestartMax < c.RestartMin:
 		return errors.New("runtime: need 0 < RestartMin ≤ RestartMax")
 	case c.StopTimeout <= 0:
@@ -118,11 +133,7 @@ func New(cfg Config, cluster Cluster, checkpointers ...Checkpointer) (*Superviso
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	store, err := transfer.OpenStore(filepath.Join(cfg.DataDir, "checkpoints"), cfg.Keep)
-	if err != nil {
-		return nil, fmt.Errorf("runtime: checkpoint store: %w", err)
-	}
-	s := &Supervisor{cfg: cfg, log: cfg.Logger, modes: map[string]Checkpointer{}, store: store,
+	s := &Supervisor{cfg: cfg, log: cfg.Logger, modes: map[string]Checkpointer{}, store: cfg.Store,
 		cluster: cluster, units: map[string]*unit{}, pages: map[pageKey]string{}, prestarts: map[string]*prestart{},
 		predials: map[string]*predial{},
 		quit:     make(chan struct{})}
@@ -134,9 +145,6 @@ func New(cfg Config, cluster Cluster, checkpointers ...Checkpointer) (*Superviso
 	}
 	return s, nil
 }
-
-// Store is the local checkpoint store.
-func (s *Supervisor) Store() *transfer.Store { return s.store }
 
 // Modes lists the checkpoint modes this supervisor can run.
 func (s *Supervisor) Modes() []string {
@@ -289,47 +297,6 @@ func (s *Supervisor) isFenced() bool {
 	return s.fenced
 }
 
-// Freeze stops every running workload's processes where they are
-// (SIGSTOP to each process group): a fenced holder must not serve. Thaw
-// resumes them. Both act on the processes as they are now; a workload
-// that starts later (a restart) is not frozen.
-func (s *Supervisor) Freeze() []string { return s.signalAll(syscall.SIGSTOP) }
-
-// Thaw resumes what Freeze stopped.
-func (s *Supervisor) Thaw() []string { return s.signalAll(syscall.SIGCONT) }
-
-func (s *Supervisor) signalAll(sig syscall.Signal) []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var ids []string
-	for id, u := range s.units {
-		if pid := u.pid(); pid > 0 {
-			if sig == syscall.SIGSTOP {
-				u.frozen.Store(true) // before the signal: a terminate racing it must not thaw
-			}
-			if err := syscall.Kill(-pid, sig); err != nil {
-				s.log.Warn("signalling a workload failed", "workload", id, "signal", sig, "err", err)
-				continue
-			}
-			if sig == syscall.SIGCONT {
-				u.frozen.Store(false)
-			}
-			ids = append(ids, id)
-		}
-	}
-	return ids
-}
-
-// HandoffFunc moves a workload to another node. It gets the workload's
-// final checkpoint, sealed in the store (nil in mode none), and must
-// commit it, grant the workload away through the cluster and return only
-// once this node's replica shows the new holder: the unit ends when it
-// returns nil, and the workload runs on (or starts again) here when it
-// fails. A lazy checkpoint holds no memory: it is committed for the new
-// holder alone, which fetches the memory from this node's page server
-// (PageServer) while the process waits here, frozen.
-type HandoffFunc func(ctx context.Context, w Workload, c *transfer.Checkpoint, lazy bool) error
-
 // pageKey names a lazy checkpoint.
 type pageKey struct {
 	workload string
@@ -357,15 +324,15 @@ func (s *Supervisor) setPageServer(id string, seq uint64, addr string) {
 }
 
 // Handoff takes a workload's final checkpoint (stopping it) and hands it
-// to fn. With lazy, a workload whose spec asks for lazy pages gets a
+// to m. With lazy, a workload whose spec asks for lazy pages gets a
 // lazy final checkpoint where its checkpointer can take one; the caller
 // says lazy only when the new holder can restore one.
-func (s *Supervisor) Handoff(ctx context.Context, id string, lazy bool, fn HandoffFunc) (Result, error) {
+func (s *Supervisor) Handoff(ctx context.Context, id string, lazy bool, m Mover) (Result, error) {
 	u, err := s.unit(id)
 	if err != nil {
 		return Result{}, err
 	}
-	return u.send(ctx, request{kind: reqHandoff, handoff: fn, lazy: lazy, reply: make(chan reply, 1)})
+	return u.send(ctx, request{kind: reqHandoff, mover: m, lazy: lazy, reply: make(chan reply, 1)})
 }
 
 // Close stops every workload and waits for them.

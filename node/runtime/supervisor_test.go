@@ -130,9 +130,21 @@ func (f *fakeCluster) waitReport(t *testing.T, prefix string) string {
 	return ""
 }
 
+// testStore opens a checkpoint store in dataDir/checkpoints that keeps
+// two checkpoints per workload.
+func testStore(tb testing.TB, dataDir string) *transfer.Store {
+	tb.Helper()
+	st, err := transfer.OpenStore(filepath.Join(dataDir, "checkpoints"), 2)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return st
+}
+
 func newTestSupervisor(t *testing.T, fc Cluster) *Supervisor {
 	t.Helper()
 	cfg := DefaultConfig(t.TempDir())
+	cfg.Store = testStore(t, cfg.DataDir)
 	cfg.RestartMin, cfg.StopTimeout = 50*time.Millisecond, 2*time.Second
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	s, err := New(cfg, fc, NewApp(), None{})
@@ -241,61 +253,6 @@ func waitGone(t *testing.T, port int) {
 	t.Fatalf("workload on %d still answers after removal", port)
 }
 
-// TestCorruptCheckpointIsRefused: a stored checkpoint whose bytes changed
-// is never restored: the start fails with ErrRestore naming the damage,
-// and the workload falls back to a fresh start.
-func TestCorruptCheckpointIsRefused(t *testing.T) {
-	fc := newFakeCluster()
-	s := newTestSupervisor(t, fc)
-	port := freePort(t)
-	s.Sync([]Desired{{Spec: counterSpec(fsm.ModeApp, port), Epoch: 3}})
-	fc.waitReport(t, "running: started")
-	hit(t, port, "/")
-	if _, err := s.Checkpoint(context.Background(), "counter"); err != nil {
-		t.Fatal(err)
-	}
-	c, err := s.Store().Latest("counter")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(c.FilesDir(), "state.json"), []byte(`{"count":999}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_, err = s.Restart(context.Background(), "counter", true)
-	if !errors.Is(err, ErrRestore) || !strings.Contains(err.Error(), "state.json") {
-		t.Fatalf("restart from a corrupt checkpoint: %v, want ErrRestore naming state.json", err)
-	}
-	if got := hit(t, port, "/"); got != 1 {
-		t.Fatalf("after refusing the corrupt checkpoint GET / = %d, want a fresh 1 (never 1000)", got)
-	}
-}
-
-// TestNoneModeRestartsFreshWithBackoff: a stateless workload that crashes
-// is started again, fresh, and reported each time.
-func TestNoneModeRestartsFreshWithBackoff(t *testing.T) {
-	fc := newFakeCluster()
-	s := newTestSupervisor(t, fc)
-	port := freePort(t)
-	s.Sync([]Desired{{Spec: counterSpec(fsm.ModeNone, port), Epoch: 1}})
-	fc.waitReport(t, "running: started")
-	hit(t, port, "/")
-	hit(t, port, "/")
-	if _, err := s.Checkpoint(context.Background(), "counter"); !errors.Is(err, ErrNoCheckpoint) {
-		t.Fatalf("checkpoint in none mode: %v, want ErrNoCheckpoint", err)
-	}
-	u, _ := s.unit("counter")
-	killWorkload(t, u)
-	fc.waitReport(t, "running: started")
-	if got := hit(t, port, "/"); got != 1 {
-		t.Fatalf("after a crash in none mode GET / = %d, want 1", got)
-	}
-	fc.mu.Lock()
-	defer fc.mu.Unlock()
-	if !strings.Contains(strings.Join(fc.reports, "\n"), "failed: exited") {
-		t.Fatalf("the crash was not reported: %q", fc.reports)
-	}
-}
-
 // freePort returns a TCP port nothing listens on right now.
 func freePort(tb testing.TB) int {
 	tb.Helper()
@@ -305,129 +262,4 @@ func freePort(tb testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// TestHandoff: a handoff takes a final checkpoint holding every change
-// (the process stops), gives it to the handoff function and ends the unit;
-// when the function fails after committing, the workload starts again here
-// from that final checkpoint, and when it fails before, from the previous.
-func TestHandoff(t *testing.T) {
-	fc := newFakeCluster()
-	s := newTestSupervisor(t, fc)
-	port := freePort(t)
-	s.Sync([]Desired{{Spec: counterSpec(fsm.ModeApp, port), Epoch: 3}})
-	fc.waitReport(t, "running: started")
-	hit(t, port, "/")
-	hit(t, port, "/") // 2
-
-	// Fails before committing: back here from nothing committed, fresh.
-	boom := errors.New("target refused")
-	if _, err := s.Handoff(context.Background(), "counter", false, func(ctx context.Context, w Workload, c *transfer.Checkpoint, _ bool) error {
-		if c == nil || c.Manifest.Seq != 1 {
-			t.Errorf("handoff got checkpoint %+v", c)
-		}
-		return boom
-	}); !errors.Is(err, boom) {
-		t.Fatalf("failed handoff: %v", err)
-	}
-	if got := hit(t, port, "/"); got != 1 {
-		t.Fatalf("after a handoff failed before commit GET / = %d, want 1 (nothing was committed)", got)
-	}
-	hit(t, port, "/") // 2
-
-	// Fails after committing: back here from the final checkpoint.
-	if _, err := s.Handoff(context.Background(), "counter", false, func(ctx context.Context, w Workload, c *transfer.Checkpoint, _ bool) error {
-		if err := fc.Commit(ctx, w.Spec.ID, w.Epoch, c); err != nil {
-			return err
-		}
-		return boom
-	}); !errors.Is(err, boom) {
-		t.Fatalf("failed handoff: %v", err)
-	}
-	if got := hit(t, port, "/"); got != 3 {
-		t.Fatalf("after a handoff failed after commit GET / = %d, want 3 (2 in the final checkpoint + 1)", got)
-	}
-
-	// Succeeds: the unit ends, the process is gone, the checkpoint holds 3.
-	var handed *transfer.Checkpoint
-	res, err := s.Handoff(context.Background(), "counter", false, func(ctx context.Context, w Workload, c *transfer.Checkpoint, _ bool) error {
-		handed = c
-		return fc.Commit(ctx, w.Spec.ID, w.Epoch, c)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitGone(t, port)
-	if res.Seq != handed.Manifest.Seq || res.Digest != handed.Digest {
-		t.Fatalf("result %+v for checkpoint #%d", res, handed.Manifest.Seq)
-	}
-	b, err := os.ReadFile(filepath.Join(handed.FilesDir(), "state.json"))
-	if err != nil || !strings.Contains(string(b), `"count":3`) {
-		t.Fatalf("final checkpoint holds %q (%v), want 3", b, err)
-	}
-	if _, err := s.Checkpoint(context.Background(), "counter"); !errors.Is(err, ErrNotRunning) {
-		t.Fatalf("checkpoint after the handoff: %v, want ErrNotRunning", err)
-	}
-}
-
-// TestFrozenWorkloadIsKilledNotThawed: a workload a fence froze and that is
-// then no longer granted here (another node may run it by now) must not
-// run one more instruction: it is killed while stopped, so its SIGTERM
-// handler never runs. A workload that is not frozen still stops
-// gracefully, handler and all.
-func TestFrozenWorkloadIsKilledNotThawed(t *testing.T) {
-	for _, frozen := range []bool{false, true} {
-		t.Run(fmt.Sprintf("frozen=%v", frozen), func(t *testing.T) {
-			s := newTestSupervisor(t, newFakeCluster())
-			dir := t.TempDir()
-			marker, started := filepath.Join(dir, "term"), filepath.Join(dir, "started")
-			script := fmt.Sprintf(`trap 'echo ran > %s; exit 0' TERM; echo > %s; while :; do sleep 0.02; done`, marker, started)
-			spec := fsm.WorkloadSpec{ID: "trap", Command: []string{"/bin/sh", "-c", script}, Checkpoint: fsm.CheckpointPolicy{Mode: fsm.ModeNone}}
-			s.Sync([]Desired{{Spec: spec, Epoch: 1}})
-			deadline := time.Now().Add(10 * time.Second)
-			for _, err := os.Stat(started); err != nil || s.PID("trap") == 0; _, err = os.Stat(started) {
-				if time.Now().After(deadline) {
-					t.Fatal("the workload did not start")
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
-			if frozen {
-				if ids := s.Freeze(); len(ids) != 1 {
-					t.Fatalf("froze %v, want [trap]", ids)
-				}
-			}
-			s.Sync(nil)
-			s.Close() // waits for the unit, so the process is gone and reaped
-			_, err := os.Stat(marker)
-			if ran := err == nil; ran == frozen {
-				t.Fatalf("frozen %v: the SIGTERM handler ran %v, want %v", frozen, ran, !frozen)
-			}
-		})
-	}
-}
-
-// TestUnrecordedReportIsSentAgain: a running report the cluster missed
-// (no leader at that moment) is sent again by RetryReports, so that the
-// workload is not left recorded as restoring.
-func TestUnrecordedReportIsSentAgain(t *testing.T) {
-	fc := newFakeCluster()
-	fc.failReports = 1
-	s := newTestSupervisor(t, fc)
-	port := freePort(t)
-	s.Sync([]Desired{{Spec: counterSpec(fsm.ModeApp, port), Epoch: 4}})
-	hit(t, port, "/value")
-	fc.mu.Lock()
-	missed := len(fc.reports) == 0 && fc.failReports == 0
-	fc.mu.Unlock()
-	if !missed {
-		t.Fatalf("the first report was not the refused one: %q", fc.reports)
-	}
-	s.RetryReports()
-	fc.waitReport(t, "running")
-	s.RetryReports() // recorded: nothing more to send
-	fc.mu.Lock()
-	defer fc.mu.Unlock()
-	if len(fc.reports) != 1 {
-		t.Fatalf("reports %q, want the running one once", fc.reports)
-	}
 }
