@@ -110,7 +110,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, now: cfg.Now, mono: cfg.Mono, addr: cfg.advertise(),
 		machine: fsm.New(), mirror: fsm.New(), leases: newLeaseBatcher(), kick: make(chan struct{}, 1),
-		prepared: map[string]uint64{}, evac: newEvacuation(cfg.EvacuationRate, cfg.EvacuationBurst)}
+		prepared: map[string]uint64{}}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
 	}
@@ -127,6 +127,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.startedAt = n.now()
 	n.metrics = newMetrics(n)
+	n.evac = newEvacuation(evacConfigOf(cfg), n.evacDeps())
 	n.peers = n.peerHTTPClient()
 	return n, nil
 }
