@@ -87,8 +87,8 @@ type evacMetrics struct {
 	preemptions prometheus.Counter
 }
 
-// evacDeps wires the evacuation to this node.
-func (n *Node) evacDeps() evacDeps {
+// evacuationDeps wires the evacuation to this node.
+func (n *Node) evacuationDeps() evacDeps {
 	return evacDeps{host: n, replica: n.machine, log: n.log, now: n.now, mono: n.mono,
 		metrics: evacMetrics{moves: n.metrics.evacMoves, late: n.metrics.evacLate, preemptions: n.metrics.preemptions}}
 }

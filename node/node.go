@@ -127,7 +127,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.startedAt = n.now()
 	n.metrics = newMetrics(n)
-	n.evac = newEvacuation(evacConfigOf(cfg), n.evacDeps())
+	n.evac = newEvacuation(evacConfigOf(cfg), n.evacuationDeps())
 	n.peers = n.peerHTTPClient()
 	return n, nil
 }
