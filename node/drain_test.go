@@ -120,8 +120,8 @@ func TestPreemptionMakesRoomForCriticalWork(t *testing.T) {
 		}
 		return nil
 	})
-	if n, err := getCount(ports["vip"]); err != nil || n != 3 {
-		t.Fatalf("vip after the move: GET / = %d, %v; want 3", n, err)
+	if n := countOnceUp(t, ports["vip"]); n != 3 {
+		t.Fatalf("vip after the move: GET / = %d; want 3", n)
 	}
 	victim := map[string]string{"b1": "fill-b", "c1": "fill-c"}[vip.Assignment.Holder]
 	v, _ := tc.node("c1").view().Workload(victim)
@@ -156,8 +156,8 @@ func TestPreemptionMakesRoomForCriticalWork(t *testing.T) {
 		}
 		return nil
 	})
-	if n, err := getCount(ports[victim]); err != nil || n != 3 {
-		t.Fatalf("%s restored on a1: GET / = %d, %v; want 3, from its preemption checkpoint", victim, n, err)
+	if n := countOnceUp(t, ports[victim]); n != 3 {
+		t.Fatalf("%s restored on a1: GET / = %d; want 3, from its preemption checkpoint", victim, n)
 	}
 }
 
@@ -189,4 +189,18 @@ func submitAppCounter(t *testing.T, tc *testCluster, bin, id, prio, on string, m
 	})
 	getCount(port) // 2
 	return port
+}
+
+// countOnceUp is the counter's answer to the first GET that reaches it: a
+// holder reports a workload running once its process started, which may
+// be before it listens. Only a failed GET is retried, never a count.
+func countOnceUp(t *testing.T, port int) int {
+	t.Helper()
+	var n int
+	eventually(t, 10*time.Second, "the counter answers", func() error {
+		var err error
+		n, err = getCount(port)
+		return err
+	})
+	return n
 }
