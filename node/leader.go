@@ -38,8 +38,8 @@ func (n *Node) leaderLoop(ctx context.Context) {
 		n.expireLeases(ctx)
 		n.grantPending(ctx)
 		n.refillStandbys(ctx)
-		n.evacuate(ctx)
-		n.recoverLost(ctx)
+		n.evac.evacuate(ctx)
+		n.evac.recoverLost(ctx)
 	}
 }
 

@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"github.com/lifeboat/lifeboat/fsm"
-	"github.com/lifeboat/lifeboat/gossip"
 	"github.com/lifeboat/lifeboat/node/api"
 	"github.com/lifeboat/lifeboat/node/ingress"
 	"github.com/lifeboat/lifeboat/node/peer"
 	"github.com/lifeboat/lifeboat/node/runtime"
+	"github.com/lifeboat/lifeboat/placement"
 )
 
 // A move hands a workload from its holder to another node (or parks it,
@@ -233,25 +233,24 @@ func (mv *moves) checkTarget(id, to string) error {
 	if !ok {
 		return fmt.Errorf("%w: no node %q", fsm.ErrNotFound, to)
 	}
-	m, alive := mv.rep.dir.members()[to]
+	members := mv.rep.dir.members()
+	// A move by hand may go where the spec's placement preferences would
+	// not: only eligibility, the mode and the room count.
+	req := placement.Request{Workload: id, Mode: w.Spec.Checkpoint.Mode, Need: needOf(w.Spec)}
+	err := placement.Fits(req, placementNodes([]fsm.Node{rec}, v.Workloads(), members)[0])
+	var u *placement.Unfit
 	switch {
-	case rec.State != fsm.NodeAlive || !alive || m.State != gossip.MemberAlive:
+	case err == nil:
+		return nil
+	case !errors.As(err, &u):
+		return fmt.Errorf("%w: %v", api.ErrConflict, err)
+	case u.Reason == placement.ErrIneligible && (rec.State != fsm.NodeAlive || !memberAlive(members, to)):
 		return fmt.Errorf("%w: node %s is not alive (%s)", api.ErrConflict, to, rec.State)
-	case rec.Drained:
+	case u.Reason == placement.ErrIneligible:
 		return fmt.Errorf("%w: node %s is drained", api.ErrConflict, to)
-	case len(rec.Modes) > 0 && !slices.Contains(rec.Modes, w.Spec.Checkpoint.Mode):
-		return fmt.Errorf("%w: node %s cannot run checkpoint mode %s (it offers %v)", api.ErrConflict, to, w.Spec.Checkpoint.Mode, rec.Modes)
+	case u.Reason == placement.ErrMode:
+		return fmt.Errorf("%w: node %s cannot run checkpoint mode %s (it offers %v)", api.ErrConflict, to, u.Mode, u.Modes)
 	}
-	free := rec.Capacity
-	for _, other := range v.Workloads() {
-		if other.Assignment.Holder == to {
-			free.MemoryMiB -= other.Spec.Resources.MemoryMiB
-			free.CPUMillis -= other.Spec.Resources.CPUMillis
-		}
-	}
-	if need := w.Spec.Resources; need.MemoryMiB > free.MemoryMiB || need.CPUMillis > free.CPUMillis {
-		return fmt.Errorf("%w: node %s has %d MiB and %d millicores free, %s needs %d MiB and %d millicores",
-			api.ErrConflict, to, free.MemoryMiB, free.CPUMillis, id, need.MemoryMiB, need.CPUMillis)
-	}
-	return nil
+	return fmt.Errorf("%w: node %s has %d MiB and %d millicores free, %s needs %d MiB and %d millicores",
+		api.ErrConflict, to, u.Free.MemoryMiB, u.Free.CPUMillis, id, u.Need.MemoryMiB, u.Need.CPUMillis)
 }

@@ -94,8 +94,7 @@ func New(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, now: cfg.Now, mono: cfg.Mono, addr: cfg.advertise(), kick: make(chan struct{}, 1),
-		evac: newEvacuation(cfg.EvacuationRate, cfg.EvacuationBurst)}
+	n := &Node{cfg: cfg, log: cfg.Logger, now: cfg.Now, mono: cfg.Mono, addr: cfg.advertise(), kick: make(chan struct{}, 1)}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
 	}
@@ -112,6 +111,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.metrics = newMetrics(n)
 	n.wire(n.now())
+	n.evac = newEvacuation(evacConfigOf(cfg), n.evacuationDeps())
 	return n, nil
 }
 

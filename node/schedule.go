@@ -6,7 +6,6 @@ import (
 	"slices"
 
 	"github.com/lifeboat/lifeboat/fsm"
-	"github.com/lifeboat/lifeboat/gossip"
 	"github.com/lifeboat/lifeboat/placement"
 )
 
@@ -16,7 +15,7 @@ import (
 func (n *Node) grantPending(ctx context.Context) {
 	workloads := n.rep.machine.Workloads()
 	// Room a preemption freed for an evacuee is not given away.
-	nodes := n.evac.withReservations(n.placementNodes(workloads), "", n.now())
+	nodes := n.evac.withReservations(placementNodes(n.rep.machine.Nodes(), workloads, n.dir.members()), "", n.now())
 	for _, w := range workloads {
 		if w.Assignment.State != fsm.WorkloadPending {
 			continue
@@ -30,48 +29,9 @@ func (n *Node) grantPending(ctx context.Context) {
 			continue
 		}
 		standbys := placement.ChooseStandbys(req, holder, nodes, w.Spec.Standbys)
-		n.applyLogged(ctx, fsm.WorkloadGrant{Workload: w.Spec.ID, Holder: holder, Standbys: standbys, At: n.now()})
-		nodes = n.evac.withReservations(n.placementNodes(n.rep.machine.Workloads()), "", n.now())
+		n.prop.applyLogged(ctx, fsm.WorkloadGrant{Workload: w.Spec.ID, Holder: holder, Standbys: standbys, At: n.now()})
+		nodes = n.evac.withReservations(placementNodes(n.rep.machine.Nodes(), n.rep.machine.Workloads(), n.dir.members()), "", n.now())
 	}
-}
-
-func requestFor(s fsm.WorkloadSpec) placement.Request {
-	return placement.Request{
-		Workload: s.ID, Mode: s.Checkpoint.Mode,
-		Need:   placement.Resources{MemoryMiB: s.Resources.MemoryMiB, CPUMillis: s.Resources.CPUMillis},
-		Prefer: s.Placement.Prefer, AvoidZones: s.Placement.AvoidZones, Clouds: s.Placement.Clouds,
-	}
-}
-
-// placementNodes describes every recorded node with what it has left.
-func (n *Node) placementNodes(workloads []fsm.Workload) []placement.Node {
-	used := map[string]placement.Resources{}
-	load := map[string]int{}
-	for _, w := range workloads {
-		h := w.Assignment.Holder
-		if h == "" {
-			continue
-		}
-		u := used[h]
-		u.MemoryMiB += w.Spec.Resources.MemoryMiB
-		u.CPUMillis += w.Spec.Resources.CPUMillis
-		used[h] = u
-		load[h]++
-	}
-	members := n.members()
-	var out []placement.Node
-	for _, rec := range n.rep.machine.Nodes() {
-		m, ok := members[rec.Name]
-		free := placement.Resources{
-			MemoryMiB: rec.Capacity.MemoryMiB - used[rec.Name].MemoryMiB,
-			CPUMillis: rec.Capacity.CPUMillis - used[rec.Name].CPUMillis,
-		}
-		out = append(out, placement.Node{
-			Name: rec.Name, Zone: rec.Zone, Cloud: rec.Cloud, Modes: rec.Modes, Load: load[rec.Name], Free: free,
-			Eligible: ok && m.State == gossip.MemberAlive && rec.State == fsm.NodeAlive && !rec.Drained,
-		})
-	}
-	return out
 }
 
 // refillStandbys keeps every placed workload at its standby count: a
@@ -80,7 +40,7 @@ func (n *Node) placementNodes(workloads []fsm.Workload) []placement.Node {
 // Checkpoints then go to the new standby from the next one on.
 func (n *Node) refillStandbys(ctx context.Context) {
 	workloads := n.rep.machine.Workloads()
-	nodes := n.placementNodes(workloads)
+	nodes := placementNodes(n.rep.machine.Nodes(), workloads, n.dir.members())
 	eligible := map[string]bool{}
 	for _, nd := range nodes {
 		eligible[nd.Name] = nd.Eligible
@@ -106,6 +66,6 @@ func (n *Node) refillStandbys(ctx context.Context) {
 			continue
 		}
 		n.log.Info("standbys changed", "workload", w.Spec.ID, "from", a.Standbys, "to", want)
-		n.applyLogged(ctx, fsm.WorkloadSetStandbys{Workload: w.Spec.ID, Standbys: want})
+		n.prop.applyLogged(ctx, fsm.WorkloadSetStandbys{Workload: w.Spec.ID, Standbys: want})
 	}
 }

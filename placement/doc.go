@@ -1,6 +1,9 @@
 // Package placement makes lifeboat's pure placement decisions: which peers
 // are Raft voters and spares (Autopilot, VoterTarget) and which peers hold
-// and stand by for a workload (ChooseHolder, ChooseStandbys).
+// and stand by for a workload (ChooseHolder, ChooseStandbys, Fits), and
+// how the leader evacuates a node: the order of the moves against the
+// deadline (PlanEvacuation), their targets (EvacuationTarget), what to
+// preempt for room (PreemptionPlan) and how long a move takes (Throughput).
 //
 // It is pure and deterministic: inputs in, decisions out. There is no
 // clock, network, disk or randomness inside, and every choice is made over
