@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lifeboat/lifeboat/internal/wait"
+
 	"github.com/lifeboat/lifeboat/node/cloud/kind"
 )
 
@@ -285,16 +287,12 @@ func (b *backoff) next() time.Duration {
 
 func (b *backoff) reset() { b.cur = 0 }
 
-// sleep waits d or until ctx ends.
+// sleep waits d or until ctx ends, and then returns ctx's error.
 func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
+	if !wait.Sleep(ctx, d) {
 		return ctx.Err()
 	}
+	return nil
 }
 
 // send delivers n unless ctx ends first.
