@@ -1,8 +1,17 @@
 // Package node is a lifeboat peer: it wires gossip, Raft, the state
 // machine, placement and the admin API together and runs the loops that
-// keep a cluster self-managing (bootstrap, autopilot, node leases, workload
-// grants, the members' state mirror). Only this package and cmd know how
-// the parts fit.
+// keep a cluster self-managing. Only this package and cmd know how the
+// parts fit.
+//
+// A Node keeps the wiring and the lifecycle; each part is a small type in
+// its own file that owns its state and its lock: directory.go (where peers
+// are), replica.go and mirror.go (the read side), propose.go (the write
+// side), lease.go, fence.go and keep.go (leases, self-fence, doom),
+// membership.go (gossip), autopilot.go, sync.go, commit.go and offers.go
+// (the two-phase commit, both sides), move.go and handoff.go (a move on
+// the holder), evacuation*.go, reserve.go and recover.go (the leader's
+// evacuation), notice.go, gc.go; cluster.go and peerserve.go adapt the
+// node to runtime.Cluster and peer.Handler.
 package node
 
 import (
