@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,8 +23,9 @@ import (
 // (offers.go), then Commit listing this node and every node that acked.
 type committer struct {
 	name    string
-	rep     *replica
-	prop    *proposer
+	state   stateView // the replica
+	peers   peerBook  // the directory
+	prop    commander // the proposer
 	sender  checkpointSender
 	crash   crashPoints
 	now     func() time.Time
@@ -33,6 +35,21 @@ type committer struct {
 	mu sync.Mutex // guards prepared
 	// prepared is the last checkpoint seq this node prepared per workload.
 	prepared map[string]uint64
+}
+
+// stateView is the replicated state as this node reads it now (replica).
+type stateView interface{ view() *fsm.Machine }
+
+// peerBook is gossip's view of the peers (directory); the caller must not
+// modify the map.
+type peerBook interface {
+	members() map[string]gossip.Member
+}
+
+// commander commits commands through Raft (proposer); it may block for
+// the forward timeout.
+type commander interface {
+	apply(ctx context.Context, cmd fsm.Command) (uint64, json.RawMessage, error)
 }
 
 // checkpointSender ships a sealed checkpoint to one peer and returns once
@@ -113,7 +130,7 @@ func (c *committer) commitTo(ctx context.Context, id string, epoch uint64, ck *t
 // unless it is lazy; never this node.
 func (c *committer) targets(id string, lazy bool, must []string) []string {
 	targets := must
-	if w, ok := c.rep.view().Workload(id); ok && !lazy {
+	if w, ok := c.state.view().Workload(id); ok && !lazy {
 		targets = append(slices.Clone(must), w.Assignment.Standbys...)
 	}
 	return slices.DeleteFunc(slices.Compact(sortedCopy(targets)), func(s string) bool { return s == c.name })
@@ -184,7 +201,7 @@ func (c *committer) shipAll(ctx context.Context, targets []string, ck *transfer.
 		acked []string
 		errs  []error
 	)
-	members := c.rep.dir.members()
+	members := c.peers.members()
 	for _, t := range targets {
 		wg.Add(1)
 		go func() {
@@ -226,7 +243,7 @@ func (c *committer) ship(ctx context.Context, m gossip.Member, name string, ck *
 // sendCommitted sends committed checkpoint seq of workload from store to
 // node to (a fetch by a node that lacks it).
 func (c *committer) sendCommitted(ctx context.Context, store *transfer.Store, workload string, seq uint64, to string) error {
-	wl, ok := c.rep.view().Workload(workload)
+	wl, ok := c.state.view().Workload(workload)
 	if !ok {
 		return fmt.Errorf("%w: no workload %q", fsm.ErrNotFound, workload)
 	}
@@ -241,5 +258,5 @@ func (c *committer) sendCommitted(ctx context.Context, store *transfer.Store, wo
 	if ck.Digest != wl.Checkpoints[i].Digest {
 		return fmt.Errorf("%w: checkpoint #%d of %s here has another digest than Raft records", api.ErrConflict, seq, workload)
 	}
-	return c.ship(ctx, c.rep.dir.members()[to], to, ck)
+	return c.ship(ctx, c.peers.members()[to], to, ck)
 }

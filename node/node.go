@@ -146,7 +146,7 @@ func (n *Node) wire(startedAt time.Time) {
 	n.self = &membership{join: cfg.Join, rep: n.rep, fence: n.fence, log: log.With("part", "gossip")}
 	n.pilot = &autopilot{cfg: placement.AutopilotConfig{Voters: cfg.Voters, Spares: cfg.Spares}, timeout: cfg.ForwardTimeout,
 		rep: n.rep, leases: n.leases, now: n.now, metrics: n.metrics, log: log}
-	n.commits = &committer{name: name, rep: n.rep, prop: n.prop, crash: crash, now: n.now, metrics: n.metrics, log: log,
+	n.commits = &committer{name: name, state: n.rep, peers: n.dir, prop: n.prop, crash: crash, now: n.now, metrics: n.metrics, log: log,
 		prepared: map[string]uint64{}}
 	n.offers = &offers{name: name, rep: n.rep}
 	n.moves = &moves{name: name, timeout: cfg.ForwardTimeout, rep: n.rep, prop: n.prop, commits: n.commits, call: n.calls,

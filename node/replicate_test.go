@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lifeboat/lifeboat/fsm"
+	"github.com/lifeboat/lifeboat/node/api"
 	"github.com/lifeboat/lifeboat/transfer"
 )
 
@@ -30,10 +31,16 @@ func TestCheckpointsReachStandbysAndMigrate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, _ := tc.node("a1").Workload(ctx, "counter")
-	if w.Checkpoint == nil || w.Checkpoint.Seq != res.Seq || !slices.Equal(w.Checkpoint.Standbys, sortedCopy([]string{"a1", standby})) {
-		t.Fatalf("committed checkpoint %+v, want seq %d held by a1 and %s", w.Checkpoint, res.Seq, standby)
-	}
+	// The commit is applied on the leader; a1's replica follows it a
+	// moment later (at once on an idle machine, not under load).
+	var w api.Workload
+	eventually(t, 5*time.Second, "a1's replica shows the commit", func() error {
+		w, _ = tc.node("a1").Workload(ctx, "counter")
+		if w.Checkpoint == nil || w.Checkpoint.Seq != res.Seq || !slices.Equal(w.Checkpoint.Standbys, sortedCopy([]string{"a1", standby})) {
+			return fmt.Errorf("committed checkpoint %+v, want seq %d held by a1 and %s", w.Checkpoint, res.Seq, standby)
+		}
+		return nil
+	})
 	copyOn, err := tc.node(standby).store.Get("counter", res.Seq)
 	if err != nil {
 		t.Fatalf("the standby has no copy: %v", err)
