@@ -14,7 +14,7 @@ import (
 // nemesis) can then make a node misjudge a deadline but never run a
 // workload twice.
 
-// jumpClock is the wall clock a test can step (Config.UnsafeClockControl,
+// jumpClock is the wall clock a test can step (Config.Unsafe.ClockControl,
 // POST /v1/internal/clock): the real time plus an offset, stripped of
 // Go's monotonic reading so that comparisons really use the stepped wall
 // time, as a real clock step would make them.

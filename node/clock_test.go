@@ -20,7 +20,7 @@ import (
 // Jepsen clock-jump nemesis does) neither makes the leader call live
 // nodes lost nor keeps a cut-off holder running past its lease.
 func TestWallClockStepsDoNotMoveLeases(t *testing.T) {
-	tc := newTestClusterWith(t, 0, func(c *Config) { c.UnsafeClockControl = true },
+	tc := newTestClusterWith(t, 0, func(c *Config) { c.Unsafe.ClockControl = true },
 		peerSpec{"a1", "a"}, peerSpec{"b1", "b"}, peerSpec{"c1", "c"})
 	ctx := context.Background()
 	port, standby := startCounter(t, tc)

@@ -74,42 +74,18 @@ type Config struct {
 	DriftBound float64
 	// LockDelay is added before a lost holder's workloads are re-granted.
 	LockDelay time.Duration
-	// UnsafeNoFencing switches fencing off, for the Jepsen harness's
-	// negative control only: a holder whose lease runs out keeps its
-	// workloads running, and a lost node's workloads are re-granted at
-	// once instead of after TTL·ρ + LockDelay. Never in production.
-	UnsafeNoFencing bool
-	// UnsafeCrashPoints lets DATA_DIR/crash-at kill the agent at a
-	// boundary of the two-phase commit (crash.go): Jepsen only.
-	UnsafeCrashPoints bool
-	// UnsafeClockControl makes the wall clock a test clock that
-	// POST /v1/internal/clock steps (clock.go): Jepsen only. It replaces
-	// Now.
-	UnsafeClockControl bool
+	// Unsafe holds the switches of the Jepsen harness. Never in
+	// production.
+	Unsafe UnsafeConfig
 	// KeeperCommand starts the fence keeper (node/keeper), which freezes
 	// the workloads when the lease runs out while this agent is stopped;
 	// "--state PATH" is appended. The agent sets it to its own binary's
 	// hidden `fence-keeper` command; empty runs no keeper.
 	KeeperCommand []string
 
-	// Raft timings (see FINDINGS: 200/200/100 ms elects in ~0.4 s).
-	RaftHeartbeat   time.Duration
-	RaftElection    time.Duration
-	RaftLeaderLease time.Duration
-	// RaftCommitTimeout is how long the leader waits, with nothing new to
-	// replicate, before it tells the followers the commit index anyway
-	// (hashicorp/raft waits up to twice this). A follower learns that a
-	// Prepare or a grant committed only then, and a move waits for that
-	// twice, so it is short: at 2 ms each follower gets an empty append
-	// every 2–4 ms when the cluster is idle.
-	RaftCommitTimeout time.Duration
-
-	// GossipProbe, GossipProbeTimeout, GossipInterval and GossipSuspicionMult
-	// tune failure detection; zero keeps the gossip package's defaults.
-	GossipProbe         time.Duration
-	GossipProbeTimeout  time.Duration
-	GossipInterval      time.Duration
-	GossipSuspicionMult int
+	// Raft tunes Raft's timings; Gossip tunes failure detection.
+	Raft   RaftTimings
+	Gossip GossipTimings
 
 	// AutopilotInterval is how often the leader reconciles the server set.
 	AutopilotInterval time.Duration
@@ -118,19 +94,9 @@ type Config struct {
 	BootstrapSettle time.Duration
 	// ForwardTimeout bounds one write forwarded to the leader.
 	ForwardTimeout time.Duration
-	// EvacuationRate and EvacuationBurst pace the moves the leader starts
-	// off doomed and draining nodes: a token bucket of EvacuationRate
-	// moves per second and EvacuationBurst at once, each per target that
-	// can take work, so that the pace matches what the targets absorb.
-	// EvacuationInflight caps the moves in flight to one target.
-	EvacuationRate     float64
-	EvacuationBurst    int
-	EvacuationInflight int
-	// EvacuationThroughput (bytes/s) and EvacuationOverhead estimate how
-	// long one move takes (overhead + checkpoint bytes / throughput) for
-	// the deadline check, until moves have measured the throughput.
-	EvacuationThroughput float64
-	EvacuationOverhead   time.Duration
+	// Evacuation paces and sizes the moves the leader starts off doomed
+	// and draining nodes.
+	Evacuation EvacuationConfig
 	// CheckpointGCGrace is how old a checkpoint nobody needs must be
 	// before this node deletes it.
 	CheckpointGCGrace time.Duration
@@ -192,20 +158,14 @@ func DefaultConfig() Config {
 		LeaseTTL:          6 * time.Second,
 		DriftBound:        0.05,
 		LockDelay:         2 * time.Second,
-		RaftHeartbeat:     300 * time.Millisecond,
-		RaftElection:      300 * time.Millisecond,
-		RaftLeaderLease:   150 * time.Millisecond,
-		RaftCommitTimeout: 2 * time.Millisecond,
+		Raft: RaftTimings{Heartbeat: 300 * time.Millisecond, Election: 300 * time.Millisecond,
+			LeaderLease: 150 * time.Millisecond, CommitTimeout: 2 * time.Millisecond},
 		AutopilotInterval: 250 * time.Millisecond,
 		BootstrapSettle:   time.Second,
 		ForwardTimeout:    5 * time.Second,
 		CheckpointGCGrace: time.Minute,
-		EvacuationRate:    8,
-		EvacuationBurst:   4,
-
-		EvacuationInflight:   4,
-		EvacuationThroughput: 100e6,
-		EvacuationOverhead:   500 * time.Millisecond,
+		Evacuation: EvacuationConfig{Rate: 8, Burst: 4, Inflight: 4, Throughput: 100e6,
+			Overhead: 500 * time.Millisecond},
 	}
 }
 
@@ -215,9 +175,8 @@ func DefaultTestConfig(name string) Config {
 	c.Name = name
 	c.LeaseTTL = 1500 * time.Millisecond
 	c.LockDelay = 200 * time.Millisecond
-	c.RaftHeartbeat = 100 * time.Millisecond
-	c.RaftElection = 100 * time.Millisecond
-	c.RaftLeaderLease = 50 * time.Millisecond
+	c.Raft = RaftTimings{Heartbeat: 100 * time.Millisecond, Election: 100 * time.Millisecond,
+		LeaderLease: 50 * time.Millisecond, CommitTimeout: c.Raft.CommitTimeout}
 	c.AutopilotInterval = 50 * time.Millisecond
 	c.BootstrapSettle = 200 * time.Millisecond
 	c.ForwardTimeout = 2 * time.Second
@@ -244,16 +203,17 @@ func (c Config) Validate() error {
 		{c.LeaseTTL < 300*time.Millisecond, "lease-ttl: must be at least 300ms"},
 		{c.DriftBound < 0 || c.DriftBound >= 1, "drift-bound: must be in [0, 1)"},
 		{c.LockDelay < 0, "lock-delay: must be ≥ 0"},
-		{c.RaftHeartbeat <= 0 || c.RaftElection <= 0 || c.RaftLeaderLease <= 0 || c.RaftCommitTimeout <= 0, "raft timings: must be > 0"},
-		{c.RaftLeaderLease > c.RaftHeartbeat, "raft leader lease: must not exceed the heartbeat timeout"},
 		{c.AutopilotInterval <= 0 || c.BootstrapSettle < 0 || c.ForwardTimeout <= 0, "autopilot, bootstrap and forward timings: must be > 0"},
 		{c.CheckpointGCGrace < 0, "checkpoint gc grace: must be ≥ 0"},
-		{c.EvacuationRate <= 0 || c.EvacuationBurst < 1 || c.EvacuationInflight < 1, "evacuation rate, burst and in-flight moves: must be > 0"},
-		{c.EvacuationThroughput <= 0 || c.EvacuationOverhead < 0, "evacuation throughput must be > 0 and overhead ≥ 0"},
 	}
 	for _, ch := range checks {
 		if ch.bad {
 			return fmt.Errorf("%w: %s", ErrConfig, ch.msg)
+		}
+	}
+	for _, v := range []interface{ Validate() error }{c.Raft, c.Gossip, c.Evacuation} {
+		if err := v.Validate(); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 	}
 	if err := c.validatePorts(); err != nil {
@@ -334,3 +294,88 @@ func firstNonLoopback() string {
 
 // renewEvery is how often a node renews its lease.
 func (c Config) renewEvery() time.Duration { return c.LeaseTTL / 3 }
+
+// RaftTimings tune Raft (see FINDINGS: 200/200/100 ms elects in ~0.4 s).
+type RaftTimings struct {
+	Heartbeat   time.Duration
+	Election    time.Duration
+	LeaderLease time.Duration
+	// CommitTimeout is how long the leader waits, with nothing new to
+	// replicate, before it tells the followers the commit index anyway
+	// (hashicorp/raft waits up to twice this). A follower learns that a
+	// Prepare or a grant committed only then, and a move waits for that
+	// twice, so it is short: at 2 ms each follower gets an empty append
+	// every 2–4 ms when the cluster is idle.
+	CommitTimeout time.Duration
+}
+
+// Validate names the first bad timing.
+func (t RaftTimings) Validate() error {
+	switch {
+	case t.Heartbeat <= 0 || t.Election <= 0 || t.LeaderLease <= 0 || t.CommitTimeout <= 0:
+		return errors.New("raft timings: must be > 0")
+	case t.LeaderLease > t.Heartbeat:
+		return errors.New("raft leader lease: must not exceed the heartbeat timeout")
+	}
+	return nil
+}
+
+// GossipTimings tune failure detection; zero keeps the gossip package's
+// defaults.
+type GossipTimings struct {
+	Probe         time.Duration
+	ProbeTimeout  time.Duration
+	Interval      time.Duration
+	SuspicionMult int
+}
+
+// Validate refuses negative timings.
+func (t GossipTimings) Validate() error {
+	if t.Probe < 0 || t.ProbeTimeout < 0 || t.Interval < 0 || t.SuspicionMult < 0 {
+		return errors.New("gossip timings: must be ≥ 0 (0: the default)")
+	}
+	return nil
+}
+
+// EvacuationConfig paces the moves the leader starts off doomed and
+// draining nodes and sizes them for the deadline check.
+type EvacuationConfig struct {
+	// Rate and Burst are a token bucket of Rate moves per second and
+	// Burst at once, each per target that can take work, so that the
+	// pace matches what the targets absorb. Inflight caps the moves in
+	// flight to one target.
+	Rate     float64
+	Burst    int
+	Inflight int
+	// Throughput (bytes/s) and Overhead estimate how long one move takes
+	// (overhead + checkpoint bytes / throughput) for the deadline check,
+	// until moves have measured the throughput.
+	Throughput float64
+	Overhead   time.Duration
+}
+
+// Validate names the first bad setting.
+func (e EvacuationConfig) Validate() error {
+	switch {
+	case e.Rate <= 0 || e.Burst < 1 || e.Inflight < 1:
+		return errors.New("evacuation rate, burst and in-flight moves: must be > 0")
+	case e.Throughput <= 0 || e.Overhead < 0:
+		return errors.New("evacuation throughput must be > 0 and overhead ≥ 0")
+	}
+	return nil
+}
+
+// UnsafeConfig holds the Jepsen harness's switches. Never in production.
+type UnsafeConfig struct {
+	// NoFencing switches fencing off, for the negative control only: a
+	// holder whose lease runs out keeps its workloads running, and a lost
+	// node's workloads are re-granted at once instead of after TTL·ρ +
+	// LockDelay.
+	NoFencing bool
+	// CrashPoints lets DATA_DIR/crash-at kill the agent at a boundary of
+	// the two-phase commit (crash.go).
+	CrashPoints bool
+	// ClockControl makes the wall clock a test clock that POST
+	// /v1/internal/clock steps (clock.go). It replaces Now.
+	ClockControl bool
+}

@@ -8,7 +8,7 @@ import (
 	"syscall"
 )
 
-// Crash points, for the Jepsen harness only (Config.UnsafeCrashPoints):
+// Crash points, for the Jepsen harness only (Config.Unsafe.CrashPoints):
 // at each boundary of the two-phase commit and of a handoff the node
 // reads DATA_DIR/crash-at, and when it names that boundary the file is
 // removed and the agent SIGKILLs itself there — a crash at exactly the

@@ -71,22 +71,17 @@ func (e evacNode) leaseEnd(node string) monotime.Instant { return e.leases.end(n
 
 // evacConfig is the evacuation's share of the node's Config.
 type evacConfig struct {
-	Self       string  // this node's name: a leaving leader does not evacuate
-	Rate       float64 // moves started per second, per target
-	Burst      int     // moves started at once, per target
-	Inflight   int     // moves in flight to one target
-	Throughput float64 // assumed move throughput (bytes/s) until one is measured
-	Overhead   time.Duration
+	EvacuationConfig
+	Self string // this node's name: a leaving leader does not evacuate
 	// RegrantAfter is how long after a lost node's lease ended its work
 	// is re-granted: TTL·ρ + lock delay, 0 without fencing.
 	RegrantAfter time.Duration
 }
 
 func evacConfigOf(c Config) evacConfig {
-	ec := evacConfig{Self: c.Name, Rate: c.EvacuationRate, Burst: c.EvacuationBurst, Inflight: c.EvacuationInflight,
-		Throughput: c.EvacuationThroughput, Overhead: c.EvacuationOverhead,
+	ec := evacConfig{EvacuationConfig: c.Evacuation, Self: c.Name,
 		RegrantAfter: time.Duration(float64(c.LeaseTTL)*c.DriftBound) + c.LockDelay}
-	if c.UnsafeNoFencing {
+	if c.Unsafe.NoFencing {
 		ec.RegrantAfter = 0
 	}
 	return ec

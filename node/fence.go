@@ -26,7 +26,7 @@ const fenceInterval = 50 * time.Millisecond
 // succeeds again, and it remembers the termination notice this host got.
 type fence struct {
 	name      string
-	disabled  bool      // Config.UnsafeNoFencing
+	disabled  bool      // Config.Unsafe.NoFencing
 	startedAt time.Time // when this agent started (wall clock)
 	now       func() time.Time
 	mono      func() monotime.Instant

@@ -165,17 +165,17 @@ func (n *Node) startGossip() error {
 	gc.AdvertisePort = n.cfg.GossipPort
 	gc.Keys = n.cfg.GossipKeys
 	gc.Logger = n.log.With("part", "gossip")
-	if n.cfg.GossipProbe > 0 {
-		gc.ProbeInterval = n.cfg.GossipProbe
+	if n.cfg.Gossip.Probe > 0 {
+		gc.ProbeInterval = n.cfg.Gossip.Probe
 	}
-	if n.cfg.GossipProbeTimeout > 0 {
-		gc.ProbeTimeout = n.cfg.GossipProbeTimeout
+	if n.cfg.Gossip.ProbeTimeout > 0 {
+		gc.ProbeTimeout = n.cfg.Gossip.ProbeTimeout
 	}
-	if n.cfg.GossipInterval > 0 {
-		gc.GossipInterval = n.cfg.GossipInterval
+	if n.cfg.Gossip.Interval > 0 {
+		gc.GossipInterval = n.cfg.Gossip.Interval
 	}
-	if n.cfg.GossipSuspicionMult > 0 {
-		gc.SuspicionMult = n.cfg.GossipSuspicionMult
+	if n.cfg.Gossip.SuspicionMult > 0 {
+		gc.SuspicionMult = n.cfg.Gossip.SuspicionMult
 	}
 	if n.cfg.Net != nil {
 		gc.Transport = n.cfg.Net.GossipTransport(net.JoinHostPort(n.addr, strconv.Itoa(n.cfg.GossipPort)))

@@ -50,7 +50,7 @@ type Node struct {
 	log  *slog.Logger
 	now  func() time.Time
 	mono func() monotime.Instant
-	// testClock is the steppable wall clock (Config.UnsafeClockControl).
+	// testClock is the steppable wall clock (Config.Unsafe.ClockControl).
 	testClock *jumpClock
 	addr      string // advertise IP
 
@@ -114,7 +114,7 @@ func New(cfg Config) (*Node, error) {
 	if n.mono == nil {
 		n.mono = monotime.Now
 	}
-	if cfg.UnsafeClockControl {
+	if cfg.Unsafe.ClockControl {
 		n.testClock = &jumpClock{}
 		n.now = n.testClock.Now
 	}
@@ -132,7 +132,7 @@ func (n *Node) wire(startedAt time.Time) {
 	if cfg.Net != nil {
 		rt = cfg.Net.RoundTripper(n.addr)
 	}
-	crash := crashPoints{enabled: cfg.UnsafeCrashPoints, dataDir: cfg.DataDir, log: log}
+	crash := crashPoints{enabled: cfg.Unsafe.CrashPoints, dataDir: cfg.DataDir, log: log}
 	n.dir = &directory{}
 	n.mirror = newMirror(log)
 	n.rep = &replica{name: name, machine: fsm.New(), mirror: n.mirror, dir: n.dir, now: n.now}
@@ -141,7 +141,7 @@ func (n *Node) wire(startedAt time.Time) {
 	n.leases = &leases{name: name, ttl: cfg.LeaseTTL, drift: cfg.DriftBound, now: n.now, mono: n.mono, rep: n.rep,
 		prop: n.prop, call: n.calls, batch: newLeaseBatcher(), metrics: n.metrics, log: log, seen: map[string]monotime.Instant{}}
 	n.syncer = &syncer{name: name, rep: n.rep}
-	n.fence = &fence{name: name, disabled: cfg.UnsafeNoFencing, startedAt: startedAt, now: n.now, mono: n.mono,
+	n.fence = &fence{name: name, disabled: cfg.Unsafe.NoFencing, startedAt: startedAt, now: n.now, mono: n.mono,
 		leases: n.leases, rep: n.rep, prop: n.prop, sync: n.syncer, metrics: n.metrics, log: log}
 	n.self = &membership{join: cfg.Join, rep: n.rep, fence: n.fence, log: log.With("part", "gossip")}
 	n.pilot = &autopilot{cfg: placement.AutopilotConfig{Voters: cfg.Voters, Spares: cfg.Spares}, timeout: cfg.ForwardTimeout,
@@ -191,7 +191,7 @@ func (n *Node) Start() error {
 	n.goLoop(ctx, "sync", n.syncer.loop)
 	n.goLoop(ctx, "reports", n.syncer.reportLoop)
 	n.goLoop(ctx, "gc", n.gc.loop)
-	if n.cfg.UnsafeNoFencing {
+	if n.cfg.Unsafe.NoFencing {
 		n.log.Warn("fencing is switched off (--unsafe-disable-fencing): two holders may serve one workload at once")
 	} else {
 		n.goLoop(ctx, "fence", n.fence.loop)
@@ -298,7 +298,7 @@ func (n *Node) startRuntime() error {
 	n.sup, n.store = sup, store
 	n.fence.sup, n.syncer.sup, n.self.sup, n.offers.sup, n.moves.sup, n.notices.sup = sup, sup, sup, sup, sup, sup
 	n.gc.store = n.store
-	if !n.cfg.UnsafeNoFencing {
+	if !n.cfg.Unsafe.NoFencing {
 		sup.Fence(true) // until the first lease renewal (fence.loop)
 	}
 	return nil
@@ -307,7 +307,7 @@ func (n *Node) startRuntime() error {
 // startHTTP serves the admin API.
 func (n *Node) startHTTP() error {
 	n.api = api.NewServer(n, api.Auth{Write: n.cfg.APIToken, Read: n.cfg.APIReadToken}, n.metrics.handler())
-	peer.Register(n.api, peerHandler{n}, peer.Options{Name: n.cfg.Name, UnsafeClockControl: n.cfg.UnsafeClockControl})
+	peer.Register(n.api, peerHandler{n}, peer.Options{Name: n.cfg.Name, UnsafeClockControl: n.cfg.Unsafe.ClockControl})
 	h := n.metrics.instrument(n.api)
 	n.httpSrv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	addr := net.JoinHostPort(n.cfg.BindAddr, strconv.Itoa(n.cfg.HTTPPort))

@@ -102,7 +102,7 @@ func (h peerHandler) Results(_ context.Context, req peer.ResultsRequest) ([]fsm.
 }
 
 // Clock steps the test clock (mounted only with
-// Config.UnsafeClockControl).
+// Config.Unsafe.ClockControl).
 func (h peerHandler) Clock(_ context.Context, req peer.ClockRequest) (peer.ClockAnswer, error) {
 	if h.n.testClock == nil {
 		return peer.ClockAnswer{}, errors.New("this node has no test clock")

@@ -60,10 +60,10 @@ func (s snapshotBytes) Release() {}
 func (n *Node) raftConfig() *raft.Config {
 	c := raft.DefaultConfig()
 	c.LocalID = raft.ServerID(n.cfg.Name)
-	c.HeartbeatTimeout = n.cfg.RaftHeartbeat
-	c.ElectionTimeout = n.cfg.RaftElection
-	c.LeaderLeaseTimeout = n.cfg.RaftLeaderLease
-	c.CommitTimeout = n.cfg.RaftCommitTimeout
+	c.HeartbeatTimeout = n.cfg.Raft.Heartbeat
+	c.ElectionTimeout = n.cfg.Raft.Election
+	c.LeaderLeaseTimeout = n.cfg.Raft.LeaderLease
+	c.CommitTimeout = n.cfg.Raft.CommitTimeout
 	c.BatchApplyCh = true
 	c.MaxAppendEntries = 256
 	c.SnapshotThreshold = 4096

@@ -77,21 +77,21 @@ func TestMassNoticeEvacuatesInPriorityOrder(t *testing.T) {
 	cfg := node.DefaultConfig()
 	// The leader's bucket is matched to the targets: rate and burst each
 	// times the eligible targets.
-	limit := int(cfg.EvacuationRate*float64(targets)) + cfg.EvacuationBurst*targets
+	limit := int(cfg.Evacuation.Rate*float64(targets)) + cfg.Evacuation.Burst*targets
 	most, at := busiestSecond(begins)
 	t.Logf("%d targets: at most %d moves began within one second (at +%v), the bucket allows %d",
 		targets, most, at.Sub(res.noticeAt).Round(time.Millisecond), limit)
 	if most > limit {
 		t.Errorf("%d moves began within one second from %s, more than rate×targets + burst×targets = %v×%d + %d×%d = %d",
-			most, at.Format(time.StampMilli), cfg.EvacuationRate, targets, cfg.EvacuationBurst, targets, limit)
+			most, at.Format(time.StampMilli), cfg.Evacuation.Rate, targets, cfg.Evacuation.Burst, targets, limit)
 	}
 	// A record's phases lie within the leader's slot for the move (taken
 	// before the first, freed after the last), so the records can only
 	// undercount what the leader had in flight.
 	inflight, to := mostInFlight(ms, mc.doomed)
-	t.Logf("at most %d moves were in flight to one target (%s) at once, the cap is %d", inflight, to, cfg.EvacuationInflight)
-	if inflight > cfg.EvacuationInflight {
-		t.Errorf("%d moves were in flight to %s at once, more than EvacuationInflight = %d", inflight, to, cfg.EvacuationInflight)
+	t.Logf("at most %d moves were in flight to one target (%s) at once, the cap is %d", inflight, to, cfg.Evacuation.Inflight)
+	if inflight > cfg.Evacuation.Inflight {
+		t.Errorf("%d moves were in flight to %s at once, more than EvacuationInflight = %d", inflight, to, cfg.Evacuation.Inflight)
 	}
 }
 
