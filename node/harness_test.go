@@ -3,11 +3,19 @@ package node
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/lifeboat/lifeboat/fsm"
 	"github.com/lifeboat/lifeboat/node/internal/memnet"
 
 	"github.com/lifeboat/lifeboat/node/api"
@@ -176,4 +184,64 @@ func leaseValidWall(n *Node) time.Time {
 		return time.Time{}
 	}
 	return v.Wall(n.mono(), n.now())
+}
+
+// startCounter runs the app-mode counter on a1 (preferred) through the
+// cluster and waits until it runs there with a standby and has answered
+// once (its count is then 1). It returns the counter's port and the
+// standby.
+func startCounter(t *testing.T, tc *testCluster) (int, string) {
+	t.Helper()
+	bin := buildCounter(t)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	eventually(t, 20*time.Second, "formed", func() error { return shape(tc.status("a1"), 3, 3, 0) })
+	ctx := context.Background()
+	spec := fsm.WorkloadSpec{ID: "counter", Command: []string{bin, "--port", strconv.Itoa(port)},
+		Checkpoint: fsm.CheckpointPolicy{Mode: fsm.ModeApp, Interval: fsm.Duration(time.Hour)},
+		Service:    &fsm.Service{Port: port}, Resources: fsm.Resources{MemoryMiB: 16},
+		Placement: fsm.Constraints{Prefer: []string{"a1"}}}
+	if _, err := tc.node("b1").Submit(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	var standby string
+	eventually(t, 20*time.Second, "running with a standby", func() error {
+		w, err := tc.node("c1").Workload(ctx, "counter")
+		if err != nil || w.State != string(fsm.WorkloadRunning) || w.Holder != "a1" || len(w.Standbys) != 1 {
+			return fmt.Errorf("%+v %v", w, err)
+		}
+		standby = w.Standbys[0]
+		return nil
+	})
+	eventually(t, 10*time.Second, "first answer", func() error {
+		if n, err := getCount(port); err != nil || n != 1 {
+			return fmt.Errorf("GET / = %d, %v; want 1", n, err)
+		}
+		return nil
+	})
+	return port, standby
+}
+
+func buildCounter(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "counter")
+	out, err := exec.Command("go", "build", "-o", bin, "../examples/counter").CombinedOutput()
+	if err != nil {
+		t.Fatalf("building the counter: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func getCount(port int) (int, error) {
+	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return strconv.Atoi(strings.TrimSpace(string(b)))
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/lifeboat/lifeboat/fsm"
+	"github.com/lifeboat/lifeboat/transfer"
 )
 
 // applier applies commands to m at consecutive indexes and returns each
@@ -64,4 +65,30 @@ func TestLazyHolder(t *testing.T) {
 	want("b1", "a1", "")
 	want("c1", "a1", "c1 does not hold lazy checkpoint #2")
 	want("b1", "c1", "is not a lazy checkpoint of c1")
+}
+
+// TestOfferMustMatchThePreparedCheckpoint: the transfer server takes a
+// checkpoint only from the workload's holder, and only the one Raft has
+// prepared, digest and all.
+func TestOfferMustMatchThePreparedCheckpoint(t *testing.T) {
+	m := fsm.New()
+	apply := applier(t, m)
+	man := &transfer.Manifest{Workload: "w", Seq: 1}
+	want := func(peer, digest, msg string) {
+		t.Helper()
+		err := offerMatches(m, peer, man, digest)
+		if msg == "" && err != nil || msg != "" && (err == nil || !strings.Contains(err.Error(), msg)) {
+			t.Fatalf("offer from %s with digest %q: %v, want %q", peer, digest, err, msg)
+		}
+	}
+	want("a1", "d1", "unknown")
+	now := time.Now()
+	apply(fsm.NodeUpsert{Node: fsm.Node{Name: "a1", Zone: "a"}, At: now})
+	apply(fsm.WorkloadSubmit{Spec: fsm.WorkloadSpec{ID: "w", Command: []string{"/bin/true"}}.WithDefaults(), At: now})
+	epoch := apply(fsm.WorkloadGrant{Workload: "w", Holder: "a1", At: now})
+	want("a1", "d1", "not prepared")
+	apply(fsm.CheckpointPrepare{Workload: "w", Epoch: epoch, Seq: 1, Digest: "d1", At: now})
+	want("b1", "d1", "b1 does not hold")
+	want("a1", "d2", "another manifest digest")
+	want("a1", "d1", "")
 }

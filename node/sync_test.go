@@ -3,39 +3,15 @@ package node
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/lifeboat/lifeboat/fsm"
 )
-
-func buildCounter(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "counter")
-	out, err := exec.Command("go", "build", "-o", bin, "../examples/counter").CombinedOutput()
-	if err != nil {
-		t.Fatalf("building the counter: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func getCount(port int) (int, error) {
-	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return strconv.Atoi(strings.TrimSpace(string(b)))
-}
 
 // TestWorkloadRunsCheckpointsAndRestores: a workload submitted anywhere is
 // granted, started by its holder and reported running; a checkpoint asked
