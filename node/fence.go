@@ -30,11 +30,11 @@ type fence struct {
 	startedAt time.Time // when this agent started (wall clock)
 	now       func() time.Time
 	mono      func() monotime.Instant
-	leases    *leases
-	rep       *replica
-	prop      *proposer
-	sync      *syncer
-	sup       *runtime.Supervisor // set by Node.startRuntime, before any loop runs
+	leases    ownLease
+	rep       stateView
+	prop      interface{ applyLogged(context.Context, fsm.Command) }
+	sync      interface{ syncTo(*fsm.Machine) }
+	sup       freezer // set by Node.startRuntime, before any loop runs
 	metrics   *metrics
 	log       *slog.Logger
 
@@ -49,6 +49,27 @@ type fence struct {
 	// zero without one.
 	doomedUntil time.Time
 }
+
+// ownLease is this node's own view of its lease (leases).
+type ownLease interface {
+	// validUntil is when the lease ends on the boot-time clock; zero
+	// when it never renewed.
+	validUntil() monotime.Instant
+	// caughtUp reports whether the replica has applied what the leader
+	// had at the last renewal.
+	caughtUp() bool
+}
+
+// freezer is what the fence does to the workloads (runtime.Supervisor).
+// Every method is safe to call from any goroutine.
+type freezer interface {
+	Fence(on bool)
+	Freeze() []string
+	Thaw() []string
+	PIDs() []int
+}
+
+var _ freezer = (*runtime.Supervisor)(nil)
 
 // loop freezes this node's workloads when its lease runs out and thaws
 // them once a renewal succeeds again; by then the replica says whether

@@ -4,11 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"github.com/lifeboat/lifeboat/internal/monotime"
 
 	"github.com/lifeboat/lifeboat/fsm"
 )
@@ -101,4 +106,127 @@ func waitRegranted(t *testing.T, tc *testCluster, standby string) fsm.Migration 
 		return fmt.Errorf("migrations %+v", ms)
 	})
 	return regranted
+}
+
+// scriptedLease is a lease whose end and catch-up a test sets.
+type scriptedLease struct {
+	mu     sync.Mutex
+	until  monotime.Instant
+	caught bool
+}
+
+func (l *scriptedLease) validUntil() monotime.Instant {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.until
+}
+func (l *scriptedLease) caughtUp() bool { l.mu.Lock(); defer l.mu.Unlock(); return l.caught }
+func (l *scriptedLease) set(until monotime.Instant, caught bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.until, l.caught = until, caught
+}
+
+// recordingFreezer records what the fence did, in order.
+type recordingFreezer struct {
+	mu  sync.Mutex
+	ops []string
+}
+
+func (r *recordingFreezer) add(op string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ops = append(r.ops, op)
+}
+func (r *recordingFreezer) Fence(on bool) {
+	if on {
+		r.add("fence")
+	} else {
+		r.add("unfence")
+	}
+}
+func (r *recordingFreezer) Freeze() []string { r.add("freeze"); return nil }
+func (r *recordingFreezer) Thaw() []string   { r.add("thaw"); return nil }
+func (r *recordingFreezer) PIDs() []int      { return nil }
+func (r *recordingFreezer) took() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.ops
+	r.ops = nil
+	return out
+}
+
+type syncRecorder struct{ n int }
+
+func (s *syncRecorder) syncTo(*fsm.Machine) { s.n++ }
+
+type noopLogger struct{}
+
+func (noopLogger) applyLogged(context.Context, fsm.Command) {}
+
+type machineView struct{ m *fsm.Machine }
+
+func (v machineView) view() *fsm.Machine { return v.m }
+
+// TestFenceFreezesAndThaws: the fence lets nothing run before the first
+// renewal; once the lease holds and the replica has caught up it drops
+// what is no longer granted here (syncTo) and then thaws; when the lease
+// runs out it freezes; a renewal whose replica has not caught up yet
+// keeps the workloads frozen.
+func TestFenceFreezesAndThaws(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		mono := func() monotime.Instant { return monotime.Instant(time.Since(start) + time.Hour) }
+		lease, sup, sync := &scriptedLease{}, &recordingFreezer{}, &syncRecorder{}
+		f := &fence{name: "a1", now: time.Now, mono: mono, leases: lease, rep: machineView{fsm.New()},
+			prop: noopLogger{}, sync: sync, sup: sup, metrics: newMetrics(&Node{}), log: slog.New(slog.DiscardHandler)}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); f.loop(ctx) }()
+		step := func(d time.Duration) { time.Sleep(d); synctest.Wait() }
+
+		step(200 * time.Millisecond)
+		if ops := sup.took(); len(ops) != 0 || !f.since().IsZero() {
+			t.Fatalf("before any renewal the fence did %v", ops)
+		}
+		lease.set(mono().Add(time.Second), false) // renewed, replica behind
+		step(200 * time.Millisecond)
+		if ops := sup.took(); len(ops) != 0 {
+			t.Fatalf("a renewal the replica has not caught up with thawed: %v", ops)
+		}
+		lease.set(mono().Add(time.Second), true)
+		step(100 * time.Millisecond)
+		if ops := sup.took(); len(ops) != 2 || ops[0] != "thaw" || ops[1] != "unfence" || sync.n != 1 {
+			t.Fatalf("caught up: %v after %d syncs, want one sync, then thaw, unfence", ops, sync.n)
+		}
+		step(time.Second) // the lease runs out
+		if ops := sup.took(); len(ops) != 2 || ops[0] != "fence" || ops[1] != "freeze" || f.since().IsZero() {
+			t.Fatalf("lease ran out: %v (fenced since %v), want fence, freeze", ops, f.since())
+		}
+		step(time.Second)
+		if ops := sup.took(); len(ops) != 0 {
+			t.Fatalf("a fenced node kept acting: %v", ops)
+		}
+		cancel()
+		<-done
+	})
+}
+
+// TestFenceHeldEndsStaleDoomOnce: held looks for a stale doom once, and
+// only after the fence let the workloads run.
+func TestFenceHeldEndsStaleDoomOnce(t *testing.T) {
+	f := &fence{name: "a1", now: time.Now, rep: machineView{fsm.New()}, prop: noopLogger{}, log: slog.New(slog.DiscardHandler)}
+	f.held(context.Background())
+	if f.doomChecked {
+		t.Fatal("held looked for a stale doom before the lease ever held")
+	}
+	f.heldOnce = true
+	f.held(context.Background())
+	if !f.doomChecked {
+		t.Fatal("held did not look once the lease held")
+	}
+	f.doom(time.Now().Add(time.Minute))
+	if !f.doomed() || f.noticeDeadline().IsZero() {
+		t.Fatal("a host with a notice does not say it is doomed")
+	}
 }
