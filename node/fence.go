@@ -32,11 +32,13 @@ type fence struct {
 	mono      func() monotime.Instant
 	leases    ownLease
 	rep       stateView
-	prop      interface{ applyLogged(context.Context, fsm.Command) }
-	sync      interface{ syncTo(*fsm.Machine) }
-	sup       freezer // set by Node.startRuntime, before any loop runs
-	metrics   *metrics
-	log       *slog.Logger
+	prop      interface {
+		applyLogged(context.Context, fsm.Command)
+	}
+	sync    interface{ syncTo(*fsm.Machine) }
+	sup     freezer // set by Node.startRuntime, before any loop runs
+	metrics *metrics
+	log     *slog.Logger
 
 	mu sync.Mutex // guards the fields below
 	// fencedAt is when loop froze the workloads; zero when not fenced.
