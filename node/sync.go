@@ -15,13 +15,22 @@ import (
 type syncer struct {
 	name string
 	rep  *replica
-	sup  *runtime.Supervisor // set by Node.startRuntime, before any loop runs
+	sup  follower // set by Node.startRuntime, before any loop runs
 
 	mu sync.Mutex // guards index
 	// index is the index of the newest replica the supervisor followed
 	// (syncTo): it never follows an older one.
 	index uint64
 }
+
+// follower runs what it is told to (runtime.Supervisor): Sync may be
+// called from any goroutine; RetryReports too.
+type follower interface {
+	Sync(desired []runtime.Desired)
+	RetryReports()
+}
+
+var _ follower = (*runtime.Supervisor)(nil)
 
 // syncTo hands the supervisor what replica v grants to this node — unless
 // v is older than a replica it already followed. Switching between the

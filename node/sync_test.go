@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lifeboat/lifeboat/fsm"
+	"github.com/lifeboat/lifeboat/node/runtime"
 )
 
 // TestWorkloadRunsCheckpointsAndRestores: a workload submitted anywhere is
@@ -90,5 +91,47 @@ func TestWorkloadRunsCheckpointsAndRestores(t *testing.T) {
 	})
 	if _, err := os.Stat(filepath.Join(tc.cfgs[holder].DataDir, "workloads", "counter", "output.log")); err != nil {
 		t.Fatalf("the holder kept no log: %v", err)
+	}
+}
+
+// recordingFollower records what it was told to run.
+type recordingFollower struct{ got [][]runtime.Desired }
+
+func (f *recordingFollower) Sync(d []runtime.Desired) { f.got = append(f.got, d) }
+func (f *recordingFollower) RetryReports()            {}
+
+// TestSyncNeverFollowsAnOlderReplica: the supervisor runs what the
+// replica grants to this node, and a replica older than one it already
+// followed (the mirror after a demotion) is ignored.
+func TestSyncNeverFollowsAnOlderReplica(t *testing.T) {
+	apply := func(m *fsm.Machine, idx uint64, c fsm.Command) {
+		b, err := fsm.Encode(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := m.Apply(idx, b); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	spec := fsm.WorkloadSpec{ID: "w", Command: []string{"/bin/true"}}.WithDefaults()
+	newer, older := fsm.New(), fsm.New()
+	for _, m := range []*fsm.Machine{newer, older} {
+		apply(m, 1, fsm.WorkloadSubmit{Spec: spec, At: time.Now()})
+		apply(m, 2, fsm.WorkloadGrant{Workload: "w", Holder: "a1", At: time.Now()})
+	}
+	apply(newer, 3, fsm.WorkloadGrant{Workload: "w", Holder: "b1", PrevEpoch: 2, At: time.Now()})
+
+	f := &recordingFollower{}
+	s := &syncer{name: "a1", sup: f}
+	s.syncTo(newer)
+	s.syncTo(older) // still grants w to a1, but is older
+	if len(f.got) != 1 || len(f.got[0]) != 0 {
+		t.Fatalf("the supervisor was told %v, want once: nothing (w moved to b1)", f.got)
+	}
+	s2 := &syncer{name: "a1", sup: f}
+	f.got = nil
+	s2.syncTo(older)
+	if len(f.got) != 1 || len(f.got[0]) != 1 || f.got[0][0].Spec.ID != "w" || f.got[0][0].Epoch != 2 {
+		t.Fatalf("granted w under epoch 2: the supervisor was told %v", f.got)
 	}
 }
