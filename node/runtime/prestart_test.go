@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"net"
@@ -54,7 +55,11 @@ func (f *fakeLazy) StartLazy(_ context.Context, w Workload, _ string, _ PageDial
 		return nil, nil, err
 	}
 	if stopped {
+		// CRIU's leave_stopped returns with the process stopped; a
+		// SIGSTOP takes effect only once the process is scheduled, so
+		// wait (bounded) until it shows so.
 		_ = syscall.Kill(p.Pid, syscall.SIGSTOP)
+		waitStopped(p.Pid, 5*time.Second)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -78,6 +83,20 @@ func (f *fakeLazy) calls() ([]bool, int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.stopped), f.plain
+}
+
+// waitStopped waits until process pid is in state T (stopped), or for at
+// most d.
+func waitStopped(pid int, d time.Duration) {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+		if err != nil {
+			return
+		}
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) && b[i+2] == 'T' {
+			return
+		}
+	}
 }
 
 // startGroup starts argv in a process group of its own.
