@@ -105,7 +105,7 @@ func (n *Node) Workload(ctx context.Context, id string) (api.Workload, error) {
 // Submit records a new workload; the leader grants it on its next round.
 func (n *Node) Submit(ctx context.Context, spec fsm.WorkloadSpec) (api.Workload, error) {
 	spec = spec.WithDefaults()
-	if err := spec.Validate(); err != nil {
+	if err := errors.Join(spec.Validate(), spec.Admit()); err != nil {
 		return api.Workload{}, err
 	}
 	if _, _, err := n.prop.apply(ctx, fsm.WorkloadSubmit{Spec: spec, At: n.now()}); err != nil {

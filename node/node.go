@@ -309,7 +309,10 @@ func (n *Node) startHTTP() error {
 	n.api = api.NewServer(n, api.Auth{Write: n.cfg.APIToken, Read: n.cfg.APIReadToken}, n.metrics.handler())
 	peer.Register(n.api, peerHandler{n}, peer.Options{Name: n.cfg.Name, UnsafeClockControl: n.cfg.Unsafe.ClockControl})
 	h := n.metrics.instrument(n.api)
-	n.httpSrv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	// No ReadTimeout: its deadline stays on the connection while a handler
+	// runs, and a long one (a migrate waits minutes) would see its request
+	// context cancelled when it passes.
+	n.httpSrv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
 	addr := net.JoinHostPort(n.cfg.BindAddr, strconv.Itoa(n.cfg.HTTPPort))
 	if n.cfg.Net != nil {
 		n.cfg.Net.ServeHTTP(n.HTTPAddr(), h)

@@ -247,17 +247,22 @@ func DecodeSpec(r io.Reader, contentType string) (fsm.WorkloadSpec, error) {
 	if looksJSON(raw, contentType) {
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.DisallowUnknownFields()
-		err = dec.Decode(&spec)
+		if err = dec.Decode(&spec); err == nil && dec.Decode(&json.RawMessage{}) != io.EOF {
+			return spec, badRequest("the workload spec is followed by more data: send one JSON object")
+		}
 	} else {
 		dec := yaml.NewDecoder(bytes.NewReader(raw))
 		dec.KnownFields(true)
-		err = dec.Decode(&spec)
+		var extra yaml.Node
+		if err = dec.Decode(&spec); err == nil && dec.Decode(&extra) != io.EOF {
+			return spec, badRequest("the workload spec is followed by another YAML document: send one")
+		}
 	}
 	if err != nil {
 		return spec, badRequest("the workload spec does not parse: %v", err)
 	}
 	spec = spec.WithDefaults()
-	if err := spec.Validate(); err != nil {
+	if err := errors.Join(spec.Validate(), spec.Admit()); err != nil {
 		return spec, err
 	}
 	return spec, nil

@@ -173,13 +173,16 @@ func TestDecodeSpec(t *testing.T) {
 		t.Fatalf("defaults not applied: %+v", spec)
 	}
 	for name, body := range map[string]string{
-		"empty":         "  ",
-		"yaml typo":     "id: x\ncomand: [a]\n",
-		"json typo":     `{"id":"x","comand":["a"]}`,
-		"bad duration":  "id: x\ncommand: [a]\ncheckpoint: {mode: app, interval: soon}\n",
-		"no command":    "id: x\n",
-		"bad id":        "id: X Y\ncommand: [a]\n",
-		"trailing junk": "{",
+		"empty":          "  ",
+		"yaml typo":      "id: x\ncomand: [a]\n",
+		"json typo":      `{"id":"x","comand":["a"]}`,
+		"bad duration":   "id: x\ncommand: [a]\ncheckpoint: {mode: app, interval: soon}\n",
+		"no command":     "id: x\n",
+		"bad id":         "id: X Y\ncommand: [a]\n",
+		"trailing junk":  "{",
+		"json then more": `{"id":"x","command":["a"]} {"id":"y"}`,
+		"json then junk": `{"id":"x","command":["a"]}]`,
+		"two yaml docs":  "id: x\ncommand: [a]\n---\nid: y\n",
 	} {
 		if _, err := DecodeSpec(strings.NewReader(body), ""); err == nil {
 			t.Errorf("%s: accepted %q", name, body)

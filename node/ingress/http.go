@@ -37,7 +37,7 @@ func newHTTPFront(in *Ingress, r Route, ln net.Listener) *httpFront {
 // serve starts a server on a fresh inner listener; keepAlive false makes
 // every answer close its connection.
 func (f *httpFront) serve(keepAlive bool) {
-	srv := &http.Server{Handler: f, ReadHeaderTimeout: 10 * time.Second, Protocols: protocols()}
+	srv := &http.Server{Handler: f, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, Protocols: protocols()}
 	srv.SetKeepAlivesEnabled(keepAlive)
 	inner := f.ln.next()
 	f.mu.Lock()

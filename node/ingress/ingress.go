@@ -165,7 +165,7 @@ func (in *Ingress) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ingress gate: %w", err)
 	}
-	srv := &http.Server{Handler: in.gate, ReadHeaderTimeout: 10 * time.Second, Protocols: protocols()}
+	srv := &http.Server{Handler: in.gate, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, Protocols: protocols()}
 	in.wg.Add(1)
 	go func() {
 		defer in.wg.Done()
