@@ -42,3 +42,29 @@ func (a Auth) check(r *http.Request, write bool) error {
 func equal(got, want string) bool {
 	return want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
+
+// writer reports whether r carries the write token, or the API is open:
+// only a writer sees secrets (the values of a spec's env).
+func (a Auth) writer(r *http.Request) bool {
+	if !a.Enabled() {
+		return true
+	}
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && equal(token, a.Write)
+}
+
+// Redacted stands for an env value a reader may not see.
+const Redacted = "(redacted)"
+
+// redact returns w with its env values hidden: a reader sees the names.
+func redact(w Workload) Workload {
+	if len(w.Spec.Env) == 0 {
+		return w
+	}
+	env := make(map[string]string, len(w.Spec.Env))
+	for k := range w.Spec.Env {
+		env[k] = Redacted
+	}
+	w.Spec.Env = env
+	return w
+}

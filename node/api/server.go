@@ -144,11 +144,19 @@ func (s *Server) members(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) workloads(w http.ResponseWriter, r *http.Request) {
 	ws, err := s.backend.Workloads(r.Context())
+	if !s.auth.writer(r) {
+		for i := range ws {
+			ws[i] = redact(ws[i])
+		}
+	}
 	respond(w, http.StatusOK, ws, err)
 }
 
 func (s *Server) workload(w http.ResponseWriter, r *http.Request) {
 	wl, err := s.backend.Workload(r.Context(), r.PathValue("id"))
+	if !s.auth.writer(r) {
+		wl = redact(wl)
+	}
 	respond(w, http.StatusOK, wl, err)
 }
 

@@ -230,3 +230,32 @@ func TestMigrateRequest(t *testing.T) {
 		}
 	}
 }
+
+// TestReaderSeesEnvNamesOnly: the read token sees a spec's env names but
+// never their values; the write token (and an open API) sees them.
+func TestReaderSeesEnvNamesOnly(t *testing.T) {
+	srv, fb := newTestServer(t, Auth{Write: "w", Read: "r"})
+	fb.workloads["db"] = fsm.WorkloadSpec{ID: "db", Command: []string{"a"}, Env: map[string]string{"PASSWORD": "hunter2"}}
+	ctx := context.Background()
+	reader := &Client{Base: srv.URL, Token: "r"}
+	one, err := reader.Workload(ctx, "db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := reader.Workloads(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range append(all, one) {
+		if v, ok := w.Spec.Env["PASSWORD"]; !ok || v != Redacted {
+			t.Fatalf("the reader sees env %v, want the name with its value redacted", w.Spec.Env)
+		}
+	}
+	if fb.workloads["db"].Env["PASSWORD"] != "hunter2" {
+		t.Fatal("redacting an answer changed the backend's spec")
+	}
+	w, err := (&Client{Base: srv.URL, Token: "w"}).Workload(ctx, "db")
+	if err != nil || w.Spec.Env["PASSWORD"] != "hunter2" {
+		t.Fatalf("the writer sees env %v (%v), want the value", w.Spec.Env, err)
+	}
+}
