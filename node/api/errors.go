@@ -27,6 +27,8 @@ var (
 	ErrCheckpointFailed = errors.New("checkpoint failed")
 	// ErrRestoreFailed means a restore was attempted and refused or failed.
 	ErrRestoreFailed = errors.New("restore failed")
+	// ErrTooLarge means a body is over the endpoint's bound.
+	ErrTooLarge = errors.New("too large")
 )
 
 // errorCodes maps sentinels to wire codes and HTTP statuses, most specific
@@ -44,6 +46,7 @@ var errorCodes = []struct {
 	{fsm.ErrNoPending, "no_pending", http.StatusConflict},
 	{fsm.ErrMalformed, "malformed", http.StatusBadRequest},
 	{fsm.ErrUnknownCommand, "unknown_command", http.StatusBadRequest},
+	{ErrTooLarge, "too_large", http.StatusRequestEntityTooLarge},
 	{ErrBadRequest, "bad_request", http.StatusBadRequest},
 	{ErrConflict, "conflict", http.StatusConflict},
 	{ErrCheckpointFailed, "checkpoint_failed", http.StatusInternalServerError},

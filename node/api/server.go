@@ -51,6 +51,10 @@ type Backend interface {
 // MaxBody bounds a request body.
 const MaxBody = 1 << 20
 
+// MaxResult bounds one value appended to a workload's results log: every
+// replica keeps up to fsm.MaxResults of them.
+const MaxResult = 64 << 10
+
 // Server serves the admin API.
 type Server struct {
 	backend Backend
@@ -182,9 +186,13 @@ func (s *Server) appendResult(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, badRequest("header X-Lifeboat-Epoch must carry the holder's epoch (a positive integer)"))
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody))
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxResult+1))
 	if err != nil {
 		WriteError(w, badRequest("reading the body: %v", err))
+		return
+	}
+	if len(body) > MaxResult {
+		WriteError(w, fmt.Errorf("%w: a result is at most %d bytes", ErrTooLarge, MaxResult))
 		return
 	}
 	res, err := s.backend.AppendResult(r.Context(), r.PathValue("id"), epoch, string(body))

@@ -259,3 +259,26 @@ func TestReaderSeesEnvNamesOnly(t *testing.T) {
 		t.Fatalf("the writer sees env %v (%v), want the value", w.Spec.Env, err)
 	}
 }
+
+// TestResultSizeBound: a result over MaxResult is refused with 413 and
+// never reaches the backend; one at the bound is appended.
+func TestResultSizeBound(t *testing.T) {
+	srv, fb := newTestServer(t, Auth{})
+	fb.workloads["w"] = fsm.WorkloadSpec{ID: "w", Command: []string{"a"}}
+	ctx := context.Background()
+	cl := &Client{Base: srv.URL}
+	if _, err := cl.AppendResult(ctx, "w", 7, strings.Repeat("x", MaxResult)); err != nil {
+		t.Fatalf("a result at the bound: %v", err)
+	}
+	_, err := cl.AppendResult(ctx, "w", 7, strings.Repeat("x", MaxResult+1))
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("a result over the bound: %v, want ErrTooLarge", err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/workloads/w/results", strings.NewReader(strings.Repeat("x", MaxResult+1)))
+	req.Header.Set("X-Lifeboat-Epoch", "7")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %v (%v), want 413", resp, err)
+	}
+	resp.Body.Close()
+}
