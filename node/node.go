@@ -291,6 +291,13 @@ func (n *Node) startRuntime() error {
 	rc.Store = store
 	rc.Logger = n.log.With("part", "runtime")
 	rc.Env = []string{"LIFEBOAT_API=http://" + net.JoinHostPort(n.cfg.advertise(), strconv.Itoa(n.cfg.HTTPPort))}
+	auth := api.Auth{Write: n.cfg.APIToken}
+	rc.WorkloadEnv = func(id string, epoch uint64) []string {
+		if tok := auth.WorkloadToken(id, epoch); tok != "" {
+			return []string{"LIFEBOAT_TOKEN=" + tok}
+		}
+		return nil
+	}
 	sup, err := runtime.New(rc, n.cluster, cks...)
 	if err != nil {
 		return fmt.Errorf("data-dir: %w", err)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -27,6 +28,7 @@ import (
 // resultsLog appends to and reads the fenced results log.
 type resultsLog struct {
 	api, workload, epoch string
+	token                string // LIFEBOAT_TOKEN: this workload's credential, when the API has tokens
 	http                 *http.Client
 }
 
@@ -35,7 +37,16 @@ func newResultsLog(api, workload, epoch string) (*resultsLog, error) {
 		return nil, errors.New("--results needs LIFEBOAT_API, LIFEBOAT_WORKLOAD and LIFEBOAT_EPOCH (run it under lifeboat)")
 	}
 	return &resultsLog{api: strings.TrimSuffix(api, "/"), workload: workload, epoch: epoch,
-		http: &http.Client{Timeout: 5 * time.Second}}, nil
+		token: os.Getenv("LIFEBOAT_TOKEN"), http: &http.Client{Timeout: 5 * time.Second}}, nil
+}
+
+// authorize sets the headers every call to the log carries: the epoch,
+// and the workload's own token when it has one.
+func (l *resultsLog) authorize(req *http.Request) {
+	req.Header.Set("X-Lifeboat-Epoch", l.epoch)
+	if l.token != "" {
+		req.Header.Set("Authorization", "Bearer "+l.token)
+	}
 }
 
 func (l *resultsLog) path() string {
@@ -51,7 +62,7 @@ func (l *resultsLog) append(ctx context.Context, value string) error {
 	if err != nil {
 		return err
 	}
-	req.Header.Set("X-Lifeboat-Epoch", l.epoch)
+	l.authorize(req)
 	req.Header.Set("Content-Type", "text/plain")
 	resp, err := l.http.Do(req)
 	if err != nil {
@@ -74,6 +85,7 @@ func (l *resultsLog) highest(ctx context.Context) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	l.authorize(req)
 	resp, err := l.http.Do(req)
 	if err != nil {
 		return 0, err

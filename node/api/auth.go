@@ -1,9 +1,13 @@
 package api
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -67,4 +71,25 @@ func redact(w Workload) Workload {
 	}
 	w.Spec.Env = env
 	return w
+}
+
+// WorkloadToken is the credential workload id gets for its own results
+// log under epoch (LIFEBOAT_TOKEN): an HMAC keyed by the write token, so
+// every peer checks it without keeping it, and a copy of an older epoch
+// cannot use it for a newer one. "" when the API has no write token.
+func (a Auth) WorkloadToken(id string, epoch uint64) string {
+	if a.Write == "" {
+		return ""
+	}
+	mac := hmac.New(sha256.New, []byte(a.Write))
+	mac.Write([]byte("lifeboat-results\x00" + id + "\x00" + strconv.FormatUint(epoch, 10)))
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// workloadResults reports whether r carries workload id's own token for
+// the epoch in its X-Lifeboat-Epoch header.
+func (a Auth) workloadResults(r *http.Request, id string) bool {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	epoch, err := strconv.ParseUint(r.Header.Get("X-Lifeboat-Epoch"), 10, 64)
+	return ok && err == nil && epoch > 0 && equal(token, a.WorkloadToken(id, epoch))
 }

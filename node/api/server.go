@@ -91,8 +91,8 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/workloads", s.guard(true, s.submit))
 	s.mux.HandleFunc("GET /v1/workloads/{id}", s.guard(false, s.workload))
 	s.mux.HandleFunc("DELETE /v1/workloads/{id}", s.guard(true, s.remove))
-	s.mux.HandleFunc("POST /v1/workloads/{id}/results", s.guard(true, s.appendResult))
-	s.mux.HandleFunc("GET /v1/workloads/{id}/results", s.guard(false, s.results))
+	s.mux.HandleFunc("POST /v1/workloads/{id}/results", s.guardResults(true, s.appendResult))
+	s.mux.HandleFunc("GET /v1/workloads/{id}/results", s.guardResults(false, s.results))
 	s.mux.HandleFunc("POST /v1/workloads/{id}/checkpoint", s.guard(true, s.checkpoint))
 	s.mux.HandleFunc("POST /v1/workloads/{id}/restart", s.guard(true, s.restart))
 	s.mux.HandleFunc("POST /v1/workloads/{id}/migrate", s.guard(true, s.migrate))
@@ -117,6 +117,19 @@ func (s *Server) guard(write bool, h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		h(w, r)
+	}
+}
+
+// guardResults also lets a workload in with its own token
+// (Auth.WorkloadToken) for its own results log.
+func (s *Server) guardResults(write bool, h http.HandlerFunc) http.HandlerFunc {
+	guarded := s.guard(write, h)
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.auth.Enabled() && s.auth.workloadResults(r, r.PathValue("id")) {
+			h(w, r)
+			return
+		}
+		guarded(w, r)
 	}
 }
 

@@ -282,3 +282,42 @@ func TestResultSizeBound(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+// TestWorkloadTokenScope: a workload's own token reads and appends its
+// own results under its own epoch, and opens nothing else: not another
+// epoch, not another workload, not a submission.
+func TestWorkloadTokenScope(t *testing.T) {
+	auth := Auth{Write: "w", Read: "r"}
+	srv, fb := newTestServer(t, auth)
+	fb.workloads["w"] = fsm.WorkloadSpec{ID: "w", Command: []string{"a"}}
+	tok := auth.WorkloadToken("w", 7)
+	if tok == "" || tok == auth.WorkloadToken("w", 8) || tok == auth.WorkloadToken("v", 7) || (Auth{}).WorkloadToken("w", 7) != "" {
+		t.Fatal("workload tokens are not scoped to a workload and an epoch")
+	}
+	call := func(method, path, token, epoch string) int {
+		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader("x"))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("X-Lifeboat-Epoch", epoch)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		name, method, path, epoch string
+		want                      int
+	}{
+		{"append its own", http.MethodPost, "/v1/workloads/w/results", "7", http.StatusCreated},
+		{"read its own", http.MethodGet, "/v1/workloads/w/results", "7", http.StatusOK},
+		{"another epoch", http.MethodPost, "/v1/workloads/w/results", "8", http.StatusUnauthorized},
+		{"another workload", http.MethodPost, "/v1/workloads/v/results", "7", http.StatusUnauthorized},
+		{"a submission", http.MethodPost, "/v1/workloads", "7", http.StatusUnauthorized},
+		{"the workload list", http.MethodGet, "/v1/workloads", "7", http.StatusUnauthorized},
+	} {
+		if got := call(c.method, c.path, tok, c.epoch); got != c.want {
+			t.Errorf("%s: status %d, want %d", c.name, got, c.want)
+		}
+	}
+}

@@ -66,8 +66,11 @@ type Config struct {
 	PrestartTTL time.Duration
 	// Env is added to every workload's environment (LIFEBOAT_API: the
 	// local peer's admin API, for the fenced results log).
-	Env    []string
-	Logger *slog.Logger
+	Env []string
+	// WorkloadEnv, when set, adds to one workload's environment under an
+	// epoch (LIFEBOAT_TOKEN: its credential for its own results log).
+	WorkloadEnv func(id string, epoch uint64) []string
+	Logger      *slog.Logger
 }
 
 // DefaultConfig returns production settings for dataDir; the caller sets

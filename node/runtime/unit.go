@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,7 +99,11 @@ func (u *unit) workload() Workload {
 
 // workload is what a checkpointer needs to run spec under epoch.
 func (s *Supervisor) workload(spec fsm.WorkloadSpec, epoch uint64) Workload {
-	return Workload{Spec: spec, Epoch: epoch, Dir: filepath.Join(s.cfg.DataDir, "workloads", spec.ID), Env: s.cfg.Env}
+	env := s.cfg.Env
+	if s.cfg.WorkloadEnv != nil {
+		env = append(slices.Clone(env), s.cfg.WorkloadEnv(spec.ID, epoch)...)
+	}
+	return Workload{Spec: spec, Epoch: epoch, Dir: filepath.Join(s.cfg.DataDir, "workloads", spec.ID), Env: env}
 }
 
 func (u *unit) setEpoch(e uint64) {

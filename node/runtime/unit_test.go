@@ -3,6 +3,8 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -32,5 +34,21 @@ func TestNoneModeRestartsFreshWithBackoff(t *testing.T) {
 	defer fc.mu.Unlock()
 	if !strings.Contains(strings.Join(fc.reports, "\n"), "failed: exited") {
 		t.Fatalf("the crash was not reported: %q", fc.reports)
+	}
+}
+
+// TestWorkloadEnvPerEpoch: a workload's environment carries what
+// WorkloadEnv gives for its own id and epoch, beside the common Env.
+func TestWorkloadEnvPerEpoch(t *testing.T) {
+	s := &Supervisor{cfg: Config{DataDir: t.TempDir(), Env: []string{"LIFEBOAT_API=x"},
+		WorkloadEnv: func(id string, epoch uint64) []string {
+			return []string{fmt.Sprintf("LIFEBOAT_TOKEN=%s-%d", id, epoch)}
+		}}}
+	w := s.workload(fsm.WorkloadSpec{ID: "w"}, 7)
+	if !slices.Equal(w.Env, []string{"LIFEBOAT_API=x", "LIFEBOAT_TOKEN=w-7"}) {
+		t.Fatalf("env %v", w.Env)
+	}
+	if w2 := s.workload(fsm.WorkloadSpec{ID: "v"}, 8); !slices.Equal(w2.Env, []string{"LIFEBOAT_API=x", "LIFEBOAT_TOKEN=v-8"}) || len(s.cfg.Env) != 1 {
+		t.Fatalf("env %v; common env %v", w2.Env, s.cfg.Env)
 	}
 }
