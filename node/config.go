@@ -292,9 +292,6 @@ func firstNonLoopback() string {
 	return "127.0.0.1"
 }
 
-// renewEvery is how often a node renews its lease.
-func (c Config) renewEvery() time.Duration { return c.LeaseTTL / 3 }
-
 // RaftTimings tune Raft (see FINDINGS: 200/200/100 ms elects in ~0.4 s).
 type RaftTimings struct {
 	Heartbeat   time.Duration

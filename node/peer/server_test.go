@@ -34,12 +34,6 @@ func (f *fakeHandler) record(call string) {
 	f.calls = append(f.calls, call)
 }
 
-func (f *fakeHandler) setLeads(v bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.leads = v
-}
-
 func (f *fakeHandler) taken() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
