@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -166,12 +165,7 @@ func TestPreemptionMakesRoomForCriticalWork(t *testing.T) {
 func submitAppCounter(t *testing.T, tc *testCluster, bin, id, prio, on string, mib int64) int {
 	t.Helper()
 	ctx := context.Background()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := freePort(t)
 	spec := fsm.WorkloadSpec{ID: id, Command: []string{bin, "--port", strconv.Itoa(port)}, Priority: prio,
 		Checkpoint: fsm.CheckpointPolicy{Mode: fsm.ModeApp, Interval: fsm.Duration(time.Hour)},
 		Service:    &fsm.Service{Port: port}, Resources: fsm.Resources{MemoryMiB: mib},
