@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -16,16 +15,6 @@ import (
 	"github.com/lifeboat/lifeboat/fsm"
 )
 
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // TestIngressCutoverLosesNoRequest: clients of another peer's ingress
 // keep counting while the counter moves between holders: every request
 // answers 200, the counts answered are exactly 1..N (nothing lost,
@@ -34,7 +23,7 @@ func TestIngressCutoverLosesNoRequest(t *testing.T) {
 	tc := newTestCluster(t, 0, peerSpec{"a1", "a"}, peerSpec{"b1", "b"}, peerSpec{"c1", "c"})
 	ctx := context.Background()
 	bin := buildCounter(t)
-	port, listen := freeTCPPort(t), freeTCPPort(t)
+	port, listen := freePort(t), freePort(t)
 	eventually(t, 20*time.Second, "formed", func() error { return shape(tc.status("a1"), 3, 3, 0) })
 	spec := fsm.WorkloadSpec{ID: "counter", Command: []string{bin, "--port", strconv.Itoa(port)},
 		Checkpoint: fsm.CheckpointPolicy{Mode: fsm.ModeApp, Interval: fsm.Duration(time.Hour)},
