@@ -159,7 +159,9 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, conte
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("%w: %s %s: %v", ErrUnavailable, method, c.Base+path, err)
+		// Wrapped, not flattened: a caller may tell a failed dial (nothing
+		// was sent) from a failure after the request left.
+		return fmt.Errorf("%w: %s %s: %w", ErrUnavailable, method, c.Base+path, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))

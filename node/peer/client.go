@@ -30,9 +30,7 @@ func NewClient(hc *http.Client, token string) *Client {
 	if hc == nil {
 		hc = &http.Client{}
 	}
-	watched := *hc
-	watched.Transport = dialWatch{next: hc.Transport}
-	return &Client{scheme: "http", token: token, http: &watched}
+	return &Client{scheme: "http", token: token, http: hc}
 }
 
 // Apply asks the leader at addr (host:port) to commit a command.
@@ -98,40 +96,10 @@ func (c *Client) call(ctx context.Context, addr, path string, req request, out a
 	if err != nil {
 		return fmt.Errorf("%w: encoding the request to %s: %v", api.ErrBadRequest, path, err)
 	}
-	note := new(dialNote)
-	ctx = context.WithValue(ctx, dialKey{}, note)
 	ac := &api.Client{Base: c.scheme + "://" + addr, Token: c.token, HTTP: c.http}
 	err = ac.Do(ctx, http.MethodPost, path, body, "application/json", out)
-	if err != nil && note.err != nil {
-		return fmt.Errorf("%w: %s: %v", api.ErrNoLeader, addr, note.err)
+	if op := (*net.OpError)(nil); errors.As(err, &op) && op.Op == "dial" {
+		return fmt.Errorf("%w: %s: %v", api.ErrNoLeader, addr, op)
 	}
 	return err
 }
-
-// dialWatch notes, in the request's dialNote, a failure to dial: api.Client
-// reports transport errors as text, and a dial failure is the one
-// transport error after which nothing was sent.
-type dialWatch struct{ next http.RoundTripper }
-
-type dialKey struct{}
-
-// dialNote is written by RoundTrip before http.Client.Do returns, on the
-// caller's goroutine, and read after.
-type dialNote struct{ err error }
-
-func (d dialWatch) RoundTrip(r *http.Request) (*http.Response, error) {
-	next := d.next
-	if next == nil {
-		next = http.DefaultTransport
-	}
-	resp, err := next.RoundTrip(r)
-	var op *net.OpError
-	if err != nil && errors.As(err, &op) && op.Op == "dial" {
-		if note, ok := r.Context().Value(dialKey{}).(*dialNote); ok {
-			note.err = err
-		}
-	}
-	return resp, err
-}
-
-var _ http.RoundTripper = dialWatch{}
