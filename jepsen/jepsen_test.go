@@ -177,7 +177,7 @@ func runScenario(t *testing.T, sc scenario, bin, counter, out string, seed uint6
 		hosts = append(hosts, traffic.Host{Name: h.Name, IP: h.IP})
 	}
 	tcfg := traffic.DefaultConfig()
-	tcfg.Hosts, tcfg.Ports, tcfg.Listen, tcfg.Seed = hosts, ports, listen, seed
+	tcfg.Hosts, tcfg.Ports, tcfg.Listen, tcfg.Seed, tcfg.TLS = hosts, ports, listen, seed, c.APITLS()
 	tr, err := traffic.Start(ctx, tcfg, hist)
 	if err != nil {
 		t.Fatal(err)

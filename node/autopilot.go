@@ -97,7 +97,10 @@ func (ap *autopilot) server(name string, members map[string]gossip.Member, serve
 	// after a restart its member list is still filling.
 	unknown := !inGossip && ap.leases.ledFor() > gossipGrace
 	s.Dead = unknown || gstate == gossip.MemberDead || gstate == gossip.MemberLeft || lost
-	s.Healthy = inGossip && gstate == gossip.MemberAlive && !lost && m.Meta.Addr != ""
+	// Only a member the leader recorded (once it proved its certificate:
+	// reconcileMembers) becomes a server.
+	s.Healthy = inGossip && gstate == gossip.MemberAlive && !lost && m.Meta.Addr != "" &&
+		(inFSM || s.Suffrage != placement.None)
 	s.Doomed = (inFSM && (rec.State == fsm.NodeDoomed || rec.State == fsm.NodeDraining)) ||
 		m.Meta.State == string(fsm.NodeDoomed) || m.Meta.State == string(fsm.NodeDraining)
 	if name == ap.rep.name {

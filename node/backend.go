@@ -140,7 +140,7 @@ func (n *Node) Results(ctx context.Context, id string) ([]fsm.Result, error) {
 	if n.rep.isLeader() {
 		return n.resultsLocal(id)
 	}
-	leader := n.dir.httpAddrOf(n.rep.leaderName())
+	leader := n.dir.peerAddrOf(n.rep.leaderName())
 	if leader == "" {
 		return nil, fmt.Errorf("%w: the cluster has no leader yet; retry shortly", api.ErrNoLeader)
 	}

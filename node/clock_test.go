@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/lifeboat/lifeboat/fsm"
-	"github.com/lifeboat/lifeboat/node/api"
 	"github.com/lifeboat/lifeboat/node/peer"
 )
 
@@ -71,8 +70,7 @@ func TestWallClockStepsDoNotMoveLeases(t *testing.T) {
 func TestServeClockRejectsBadOffsets(t *testing.T) {
 	n := &Node{testClock: &jumpClock{}, now: time.Now}
 	n.log = slog.New(slog.DiscardHandler)
-	s := api.NewServer(n, api.Auth{}, http.NotFoundHandler())
-	peer.Register(s, peerHandler{n}, peer.Options{Name: "t", UnsafeClockControl: true})
+	h := peer.NewHandler(peerHandler{n}, peer.Options{Name: "t", UnsafeClockControl: true})
 	for body, want := range map[string]int{
 		`{"offset":"-30s"}`:  http.StatusOK,
 		`{"offset":"0s"}`:    http.StatusOK,
@@ -81,7 +79,8 @@ func TestServeClockRejectsBadOffsets(t *testing.T) {
 		`not json`:           http.StatusBadRequest,
 	} {
 		rec := httptest.NewRecorder()
-		s.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/internal/clock", strings.NewReader(body)))
+		req := httptest.NewRequest(http.MethodPost, "/v1/internal/clock", strings.NewReader(body))
+		h.ServeHTTP(rec, req.WithContext(peer.WithCaller(req.Context(), "jepsen")))
 		if rec.Code != want {
 			t.Errorf("%s: status %d, want %d (%s)", body, rec.Code, want, rec.Body)
 		}

@@ -77,7 +77,7 @@ func (c *runtimeCluster) Fetch(ctx context.Context, id string, rec fsm.Checkpoin
 		if from == c.name {
 			continue
 		}
-		addr := c.rep.dir.httpAddrOf(from)
+		addr := c.rep.dir.peerAddrOf(from)
 		if addr == "" {
 			errs = append(errs, fmt.Errorf("%s: not reachable", from))
 			continue

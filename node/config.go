@@ -51,10 +51,12 @@ type Config struct {
 	HTTPPort     int
 	IngressPort  int
 
-	// GossipKeys encrypt gossip; the first is primary. Empty: no encryption.
+	// GossipKeys encrypt gossip; the first is primary. Empty: no
+	// encryption (tests on the in-memory network only: the CLI refuses).
 	GossipKeys [][]byte
 	// APIToken grants read and write on the admin API; APIReadToken grants
-	// read only. Both empty: the API is open.
+	// read only. With neither, only client certificates do: the API is
+	// never open.
 	APIToken     string
 	APIReadToken string
 
@@ -64,9 +66,16 @@ type Config struct {
 	TransferNetwork string
 
 	// TLS is this node's certificate (role peer, naming Name) and the
-	// cluster CA: mTLS on the Raft transport and the checkpoint transfer.
+	// cluster CA: mutual TLS on the Raft port (Raft and the peer
+	// endpoints) and the checkpoint transfer, and the admin API's HTTPS.
 	// Required.
 	TLS *transfer.Identity
+	// CAFile is the path of the cluster CA's certificate, which workloads
+	// are told (LIFEBOAT_CA_FILE) to verify the admin API with.
+	CAFile string
+	// InsecureAPI serves the admin API as plain HTTP. Only with a
+	// loopback bind address, for experiments.
+	InsecureAPI bool
 
 	// LeaseTTL is a node lease's lifetime; it is renewed every LeaseTTL/3.
 	LeaseTTL time.Duration
@@ -135,9 +144,10 @@ type Network interface {
 	GossipTransport(addr string) memberlist.NodeAwareTransport
 	// ServeHTTP registers the admin API handler of addr.
 	ServeHTTP(addr string, h http.Handler)
-	// RoundTripper carries peer calls sent from host from; an unreachable
-	// peer fails as a dial does (*net.OpError with Op "dial").
-	RoundTripper(from string) http.RoundTripper
+	// RoundTripper carries peer calls sent from host from by node name,
+	// which the receiving endpoints see as the caller (peer.Caller); an
+	// unreachable peer fails as a dial does (*net.OpError with Op "dial").
+	RoundTripper(from, name string) http.RoundTripper
 	// HostDown marks the host at ip gone.
 	HostDown(ip string)
 }
@@ -205,6 +215,7 @@ func (c Config) Validate() error {
 		{c.LockDelay < 0, "lock-delay: must be ≥ 0"},
 		{c.AutopilotInterval <= 0 || c.BootstrapSettle < 0 || c.ForwardTimeout <= 0, "autopilot, bootstrap and forward timings: must be > 0"},
 		{c.CheckpointGCGrace < 0, "checkpoint gc grace: must be ≥ 0"},
+		{c.InsecureAPI && !loopback(c.BindAddr), fmt.Sprintf("insecure-api: plain HTTP is allowed only on a loopback bind address, not %q", c.BindAddr)},
 	}
 	for _, ch := range checks {
 		if ch.bad {
@@ -255,6 +266,12 @@ func (c Config) validatePorts() error {
 		}
 	}
 	return nil
+}
+
+// loopback reports whether ip is a loopback address.
+func loopback(ip string) bool {
+	p := net.ParseIP(ip)
+	return p != nil && p.IsLoopback()
 }
 
 func oneOf(s string, options ...string) bool {

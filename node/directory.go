@@ -46,12 +46,12 @@ func metaAddr(m gossip.Member, port func(gossip.Meta) uint16) string {
 }
 
 // The ports a peer gossips, for addrOf.
-func httpPort(m gossip.Meta) uint16     { return m.HTTPPort }
 func raftPort(m gossip.Meta) uint16     { return m.RaftPort }
 func transferPort(m gossip.Meta) uint16 { return m.TransferPort }
 
-// httpAddrOf is the admin API address of a peer.
-func (d *directory) httpAddrOf(name string) string { return d.addrOf(name, httpPort) }
+// peerAddrOf is the address of a peer's endpoints (node/peer): its Raft
+// port, where they share mutual TLS with Raft.
+func (d *directory) peerAddrOf(name string) string { return d.addrOf(name, raftPort) }
 
 // gossipedLeader is the live peer, other than except, that gossips that
 // it leads; "" when none does.

@@ -54,14 +54,16 @@ func (n *Node) leadershipChanged(leader bool) {
 // reconcileMembers records in Raft what gossip says: new or changed peers
 // (NodeUpsert), returned peers (NodeUpsert makes them alive) and peers that
 // left gracefully. A peer that just went silent is not touched here: its
-// lease decides.
+// lease decides. A member is recorded (or its address changed) only once
+// it has proven its certificate (prover).
 func (n *Node) reconcileMembers(ctx context.Context) {
 	for name, m := range n.dir.members() {
 		rec, known := n.rep.machine.Node(name)
 		switch m.State {
 		case gossip.MemberAlive:
 			want := nodeFromMeta(name, m.Meta, m.Port)
-			if !known || identityChanged(rec, want) || rec.State == fsm.NodeLost || rec.State == fsm.NodeLeft {
+			change := !known || identityChanged(rec, want) || rec.State == fsm.NodeLost || rec.State == fsm.NodeLeft
+			if change && (name == n.cfg.Name || n.proofs.proven(m)) {
 				n.prop.applyLogged(ctx, fsm.NodeUpsert{Node: want, At: n.now()})
 			}
 		case gossip.MemberLeft:

@@ -150,7 +150,7 @@ func (l *leases) renewOnce(ctx context.Context) (uint64, error) {
 		}
 		return l.rep.machine.Index(), nil
 	}
-	leader := l.rep.dir.httpAddrOf(l.rep.leaderName())
+	leader := l.rep.dir.peerAddrOf(l.rep.leaderName())
 	if leader == "" {
 		return 0, fmt.Errorf("renewing the lease: %w", api.ErrNoLeader)
 	}

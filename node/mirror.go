@@ -74,7 +74,7 @@ func (m *mirror) follow(ctx context.Context, rep *replica, call *peer.Client) {
 
 // fetch asks the leader once for a state newer than the copy's.
 func (m *mirror) fetch(ctx context.Context, rep *replica, call *peer.Client) error {
-	leader := rep.dir.httpAddrOf(rep.leaderName())
+	leader := rep.dir.peerAddrOf(rep.leaderName())
 	if leader == "" {
 		return api.ErrNoLeader
 	}

@@ -53,12 +53,12 @@ func TestMirrorRestoresAnswer(t *testing.T) {
 
 func TestDirectoryAddresses(t *testing.T) {
 	d := &directory{}
-	if len(d.members()) != 0 || d.httpAddrOf("a1") != "" || d.gossipedLeader("") != "" {
+	if len(d.members()) != 0 || d.peerAddrOf("a1") != "" || d.gossipedLeader("") != "" {
 		t.Fatal("a directory without gossip knows peers")
 	}
-	m := gossip.Member{Name: "a1", Meta: gossip.Meta{Addr: "10.0.0.1", HTTPPort: 7949, TransferPort: 0}}
-	if got := metaAddr(m, httpPort); got != "10.0.0.1:7949" {
-		t.Fatalf("http address %q", got)
+	m := gossip.Member{Name: "a1", Meta: gossip.Meta{Addr: "10.0.0.1", RaftPort: 7947, TransferPort: 0}}
+	if got := metaAddr(m, raftPort); got != "10.0.0.1:7947" {
+		t.Fatalf("peer address %q", got)
 	}
 	if got := metaAddr(m, transferPort); got != "" {
 		t.Fatalf("a member gossiping no transfer port has transfer address %q", got)

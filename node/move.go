@@ -74,7 +74,7 @@ func (mv *moves) onHolder(ctx context.Context, id string, local func() (runtime.
 		res, err := local()
 		return actionResult(peer.ActionAnswer(res)), err
 	}
-	addr := mv.rep.dir.httpAddrOf(holder)
+	addr := mv.rep.dir.peerAddrOf(holder)
 	if addr == "" {
 		return api.ActionResult{}, fmt.Errorf("%w: holder %s of %q is not reachable", api.ErrUnavailable, holder, id)
 	}

@@ -61,7 +61,9 @@ type Node struct {
 
 	gossip  *gossip.Gossip
 	api     *api.Server
-	httpSrv *http.Server
+	httpSrv *http.Server     // the admin API
+	peerSrv *http.Server     // the peer endpoints, on the Raft port
+	peerLn  net.Listener     // their listener (raftParts); nil on the in-memory network
 	ingress *ingress.Ingress // nil when IngressPort is 0
 	metrics *metrics
 	sup     *runtime.Supervisor
@@ -88,6 +90,7 @@ type Node struct {
 	cluster *runtimeCluster // the supervisor's view of the cluster
 	notices *notices        // this host's cloud notices
 	gc      *collector      // checkpoints nobody needs
+	proofs  *prover         // which gossip members proved a peer certificate
 	evac    *evacuation     // the moves the leader started
 
 	mu     sync.Mutex // guards closed
@@ -130,13 +133,13 @@ func (n *Node) wire(startedAt time.Time) {
 	cfg, name, log := n.cfg, n.cfg.Name, n.log
 	var rt http.RoundTripper
 	if cfg.Net != nil {
-		rt = cfg.Net.RoundTripper(n.addr)
+		rt = cfg.Net.RoundTripper(n.addr, cfg.Name)
 	}
 	crash := crashPoints{enabled: cfg.Unsafe.CrashPoints, dataDir: cfg.DataDir, log: log}
 	n.dir = &directory{}
 	n.mirror = newMirror(log)
 	n.rep = &replica{name: name, machine: fsm.New(), mirror: n.mirror, dir: n.dir, now: n.now}
-	n.calls = newPeerClient(rt, cfg.APIToken)
+	n.calls = newPeerClient(rt, cfg.TLS)
 	n.prop = &proposer{rep: n.rep, call: n.calls, timeout: cfg.ForwardTimeout, metrics: n.metrics, log: log}
 	n.leases = &leases{name: name, ttl: cfg.LeaseTTL, drift: cfg.DriftBound, now: n.now, mono: n.mono, rep: n.rep,
 		prop: n.prop, call: n.calls, batch: newLeaseBatcher(), metrics: n.metrics, log: log, seen: map[string]monotime.Instant{}}
@@ -155,6 +158,7 @@ func (n *Node) wire(startedAt time.Time) {
 	n.notices = &notices{w: cfg.Watcher, host: fsm.Hazard{Node: name, Cloud: cfg.Cloud, Region: cfg.Region, Zone: cfg.Zone,
 		InstanceType: cfg.InstanceType}, rep: n.rep, prop: n.prop, fence: n.fence, members: n.self, now: n.now,
 		metrics: n.metrics, log: log}
+	n.proofs = newProver(n.calls, n.now, log.With("part", "membership"))
 	n.gc = &collector{name: name, grace: cfg.CheckpointGCGrace, rep: n.rep, now: n.now, log: log}
 }
 
@@ -173,7 +177,7 @@ func (n *Node) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	n.runCtx = ctx
-	steps := []func() error{n.startRuntime, n.startTransfer, n.startRaft, n.startGossip, n.startHTTP, n.startIngress}
+	steps := []func() error{n.startRuntime, n.startTransfer, n.startRaft, n.startGossip, n.startPeer, n.startHTTP, n.startIngress}
 	for _, step := range steps {
 		if err := step(); err != nil {
 			n.Close()
@@ -191,6 +195,7 @@ func (n *Node) Start() error {
 	n.goLoop(ctx, "sync", n.syncer.loop)
 	n.goLoop(ctx, "reports", n.syncer.reportLoop)
 	n.goLoop(ctx, "gc", n.gc.loop)
+	n.goLoop(ctx, "prove", n.proofs.loop)
 	if n.cfg.Unsafe.NoFencing {
 		n.log.Warn("fencing is switched off (--unsafe-disable-fencing): two holders may serve one workload at once")
 	} else {
@@ -229,10 +234,12 @@ func (n *Node) Close() error {
 		n.cancel()
 	}
 	var errs []error
-	if n.httpSrv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		errs = append(errs, ignoreClosed(n.httpSrv.Shutdown(ctx)))
-		cancel()
+	for _, srv := range []*http.Server{n.httpSrv, n.peerSrv} {
+		if srv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			errs = append(errs, ignoreClosed(srv.Shutdown(ctx)))
+			cancel()
+		}
 	}
 	n.wg.Wait()
 	n.evac.wg.Wait()
@@ -290,8 +297,8 @@ func (n *Node) startRuntime() error {
 	rc := runtime.DefaultConfig(n.cfg.DataDir)
 	rc.Store = store
 	rc.Logger = n.log.With("part", "runtime")
-	rc.Env = []string{"LIFEBOAT_API=http://" + net.JoinHostPort(n.cfg.advertise(), strconv.Itoa(n.cfg.HTTPPort))}
-	auth := api.Auth{Write: n.cfg.APIToken}
+	rc.Env = n.workloadEnv()
+	auth := n.apiAuth()
 	rc.WorkloadEnv = func(id string, epoch uint64) []string {
 		if tok := auth.WorkloadToken(id, epoch); tok != "" {
 			return []string{"LIFEBOAT_TOKEN=" + tok}
@@ -308,33 +315,5 @@ func (n *Node) startRuntime() error {
 	if !n.cfg.Unsafe.NoFencing {
 		sup.Fence(true) // until the first lease renewal (fence.loop)
 	}
-	return nil
-}
-
-// startHTTP serves the admin API.
-func (n *Node) startHTTP() error {
-	n.api = api.NewServer(n, api.Auth{Write: n.cfg.APIToken, Read: n.cfg.APIReadToken}, n.metrics.handler())
-	peer.Register(n.api, peerHandler{n}, peer.Options{Name: n.cfg.Name, UnsafeClockControl: n.cfg.Unsafe.ClockControl})
-	h := n.metrics.instrument(n.api)
-	// No ReadTimeout: its deadline stays on the connection while a handler
-	// runs, and a long one (a migrate waits minutes) would see its request
-	// context cancelled when it passes.
-	n.httpSrv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
-	addr := net.JoinHostPort(n.cfg.BindAddr, strconv.Itoa(n.cfg.HTTPPort))
-	if n.cfg.Net != nil {
-		n.cfg.Net.ServeHTTP(n.HTTPAddr(), h)
-		return nil
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("http-port: listening on %s: %w", addr, err)
-	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		if err := n.httpSrv.Serve(ln); ignoreClosed(err) != nil {
-			n.log.Error("admin API stopped", "err", err)
-		}
-	}()
 	return nil
 }

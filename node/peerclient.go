@@ -1,22 +1,32 @@
 package node
 
 import (
+	"crypto/tls"
 	"net"
 	"net/http"
 	"time"
 
 	"github.com/lifeboat/lifeboat/node/peer"
+	"github.com/lifeboat/lifeboat/transfer"
 )
 
-// newPeerClient is the client for calls to other peers' internal
-// endpoints, over rt (nil: real sockets).
-func newPeerClient(rt http.RoundTripper, token string) *peer.Client {
-	if rt == nil {
-		rt = &http.Transport{
-			DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
-			MaxIdleConnsPerHost: 4,
-			IdleConnTimeout:     30 * time.Second,
-		}
+// newPeerClient is the client for calls to other peers' endpoints: over
+// rt on the in-memory network of tests, else over mutual TLS with this
+// node's peer certificate to the peers' Raft ports.
+func newPeerClient(rt http.RoundTripper, id *transfer.Identity) *peer.Client {
+	if rt != nil {
+		return peer.NewClient(&http.Client{Transport: rt}, nil)
 	}
-	return peer.NewClient(&http.Client{Transport: rt}, token)
+	dial := (&net.Dialer{Timeout: 2 * time.Second}).DialContext
+	tr := peer.Transport(id.ClientTLS(peer.ALPN, ""), dial)
+	return peer.NewClient(&http.Client{Transport: tr}, certName)
+}
+
+// certName is the verified peer name of a TLS answer.
+func certName(cs *tls.ConnectionState) (string, error) {
+	if cs == nil {
+		return "", transfer.ErrUntrusted
+	}
+	name, _, err := transfer.PeerName(*cs)
+	return name, err
 }

@@ -59,7 +59,7 @@ func (p *proposer) applyOnce(ctx context.Context, b []byte) (uint64, json.RawMes
 	if p.rep.isLeader() {
 		return p.applyLocal(b)
 	}
-	leader := p.rep.dir.httpAddrOf(p.rep.leaderName())
+	leader := p.rep.dir.peerAddrOf(p.rep.leaderName())
 	if leader == "" {
 		return 0, nil, fmt.Errorf("%w: the cluster has no leader yet; retry shortly", api.ErrNoLeader)
 	}

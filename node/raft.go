@@ -121,10 +121,11 @@ func (n *Node) raftParts() (raft.LogStore, raft.StableStore, raft.SnapshotStore,
 		return nil, nil, nil, nil, fmt.Errorf("advertise: %w", err)
 	}
 	bind := net.JoinHostPort(n.cfg.BindAddr, strconv.Itoa(n.cfg.RaftPort))
-	layer, err := newTLSStreamLayer(bind, adv, n.cfg.TLS, n.log.With("part", "raft"))
+	layer, peerLn, err := newTLSStreamLayer(bind, adv, n.cfg.TLS, n.log.With("part", "raft"))
 	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("raft-port: %w", err)
 	}
+	n.peerLn = peerLn
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: layer, MaxPool: 3, Timeout: 5 * time.Second, Logger: hl,
 	})

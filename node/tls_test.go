@@ -17,11 +17,11 @@ import (
 
 func testLayer(t *testing.T, id *transfer.Identity) *tlsStreamLayer {
 	t.Helper()
-	l, err := newTLSStreamLayer("127.0.0.1:0", nil, id, slog.New(slog.DiscardHandler))
+	l, peerLn, err := newTLSStreamLayer("127.0.0.1:0", nil, id, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close() })
+	t.Cleanup(func() { l.Close(); peerLn.Close() })
 	return l
 }
 

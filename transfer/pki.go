@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math/big"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -150,12 +151,40 @@ type Identity struct {
 	pool       *x509.CertPool
 }
 
+// SANs are the addresses a certificate names beside its node name: the
+// IPs and DNS names clients reach the node's admin API at.
+type SANs struct {
+	IPs []net.IP
+	DNS []string
+}
+
+// MaxSANs bounds the extra names of one certificate.
+const MaxSANs = 64
+
 // Issue signs a certificate for name in role (RolePeer or RoleClient),
 // valid from now for CertValidity. Its SANs are the DNS name name and the
 // URI lifeboat://<role>/<name>.
 func (ca *CA) Issue(name, role string, now time.Time) (*Identity, error) {
+	return ca.IssueSANs(name, role, SANs{}, now)
+}
+
+// IssueSANs is Issue with extra SANs: a node's certificate names the
+// addresses clients reach its admin API at, so that HTTPS verifies.
+func (ca *CA) IssueSANs(name, role string, san SANs, now time.Time) (*Identity, error) {
 	if err := validateCertName(name); err != nil {
 		return nil, fmt.Errorf("issue: %w", err)
+	}
+	if len(san.IPs)+len(san.DNS) > MaxSANs {
+		return nil, fmt.Errorf("issue: %d extra names: at most %d", len(san.IPs)+len(san.DNS), MaxSANs)
+	}
+	dns := []string{name}
+	for _, d := range san.DNS {
+		if err := validateCertName(d); err != nil {
+			return nil, fmt.Errorf("issue: --dns: %w", err)
+		}
+		if d != name {
+			dns = append(dns, d)
+		}
 	}
 	if role != RolePeer && role != RoleClient {
 		return nil, fmt.Errorf("issue: role %q: want %s or %s", role, RolePeer, RoleClient)
@@ -171,7 +200,8 @@ func (ca *CA) Issue(name, role string, now time.Time) (*Identity, error) {
 		NotAfter:     now.Add(CertValidity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		DNSNames:     []string{name},
+		DNSNames:     dns,
+		IPAddresses:  san.IPs,
 		URIs:         []*url.URL{{Scheme: uriScheme, Host: role, Path: "/" + name}},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
@@ -270,17 +300,40 @@ func LoadIdentity(dir string, now time.Time) (*Identity, error) {
 
 // ServerTLS is the server side of a peer link: it presents this identity
 // and requires a client certificate of the same CA naming role peer.
-func (id *Identity) ServerTLS(alpn string) *tls.Config {
+func (id *Identity) ServerTLS(alpn ...string) *tls.Config {
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{id.Cert},
 		ClientAuth:   tls.RequireAnyClientCert, // verified below, with the role check
-		NextProtos:   alpnList(alpn),
+		NextProtos:   alpn,
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
 			_, _, err := id.verifyRaw(raw, "")
 			return err
 		},
 	}
+}
+
+// APIServerTLS is the admin API's side: it presents this identity, and a
+// client may present a certificate of the same CA, which the handshake
+// verifies (a certificate of another CA fails it). What a verified role
+// may do is the API's to decide (ClientRole).
+func (id *Identity) APIServerTLS() *tls.Config {
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{id.Cert},
+		ClientAuth:   tls.VerifyClientCertIfGiven,
+		ClientCAs:    id.pool,
+	}
+}
+
+// ClientRole reports whether a verified TLS connection's client presented
+// a certificate of role client, and its name.
+func ClientRole(cs *tls.ConnectionState) (string, bool) {
+	if cs == nil || len(cs.VerifiedChains) == 0 {
+		return "", false
+	}
+	name, role, err := identityOf(cs.VerifiedChains[0][0])
+	return name, err == nil && role == RoleClient
 }
 
 // ClientTLS is the client side of a peer link: it presents this identity

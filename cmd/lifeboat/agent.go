@@ -88,7 +88,8 @@ func (af *agentFlags) register(cmd *cobra.Command) {
 	f.IntVar(&c.IngressPort, "ingress-port", c.IngressPort, "ingress proxy port")
 	f.StringSliceVar(&af.gossipKeys, "gossip-key", nil, "base64 gossip encryption key(s) of 16, 24 or 32 bytes; the first is used to send")
 	f.StringVar(&af.tlsDir, "tls-dir", "", "this node's certificate: ca.crt, node.crt, node.key from `lifeboat ca issue` (default DATA_DIR/tls)")
-	f.StringVar(&c.APIToken, "api-token", "", "bearer token for read and write on the admin API (also used between peers)")
+	f.StringVar(&c.APIToken, "api-token", "", "bearer token for read and write on the admin API (never accepted between peers)")
+	f.BoolVar(&c.InsecureAPI, "insecure-api", false, "serve the admin API as plain HTTP; only with a loopback --bind, for experiments")
 	f.StringVar(&c.APIReadToken, "api-read-token", "", "bearer token for read-only access to the admin API")
 	f.Int64Var(&c.Capacity.MemoryMiB, "memory-mib", 0, "memory offered to workloads (default: the host's memory less 10 %)")
 	f.Int64Var(&c.Capacity.CPUMillis, "cpu-millis", 0, "CPU offered to workloads in millicores (default: all cores)")
@@ -153,6 +154,9 @@ func (af *agentFlags) toConfig() (node.Config, error) {
 	}
 	id, tlsErr := transfer.LoadIdentity(tlsDir, time.Now())
 	c.TLS = id
+	if c.CAFile, err = filepath.Abs(filepath.Join(tlsDir, transfer.CACertFile)); err != nil {
+		return c, err
+	}
 	if err := c.Validate(); err != nil {
 		if tlsErr != nil && errors.Is(err, node.ErrNoTLS) {
 			return c, fmt.Errorf("%w: --tls-dir: %v (make it with `lifeboat ca init --dir CA` and `lifeboat ca issue %s --ca CA --out %s`)", errUsage, tlsErr, c.Name, tlsDir)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -12,12 +13,14 @@ import (
 func newCACmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ca",
-		Short: "Make the cluster CA and the peers' certificates (mTLS on Raft and the transfer)",
-		Long: "Every peer link (Raft, the QUIC checkpoint transfer) is mutual TLS: each agent\n" +
-			"presents a certificate of the cluster CA naming it and its role, and refuses a\n" +
-			"peer without one. `ca init` makes the CA once; `ca issue NAME` signs a node's\n" +
-			"certificate into a directory the agent reads with --tls-dir (default DATA_DIR/tls).\n" +
-			"Keep ca.key off the peers.",
+		Short: "Make the cluster CA and the certificates of peers and operators",
+		Long: "Every peer link (Raft, the peer endpoints, the checkpoint transfer) is mutual TLS:\n" +
+			"each agent presents a certificate of the cluster CA naming it and its role, and\n" +
+			"refuses a peer without one; the admin API is HTTPS with the same certificate.\n" +
+			"`ca init` makes the CA once; `ca issue NAME --ip IP` signs a node's certificate\n" +
+			"(naming the addresses clients reach it at) into a directory the agent reads with\n" +
+			"--tls-dir (default DATA_DIR/tls); `ca issue NAME --role client` signs an\n" +
+			"operator's (the CLI's --cert/--key). Keep ca.key off the peers.",
 	}
 	cmd.AddCommand(newCAInitCmd(), newCAIssueCmd())
 	return cmd
@@ -48,6 +51,7 @@ func newCAInitCmd() *cobra.Command {
 
 func newCAIssueCmd() *cobra.Command {
 	var caDir, out, role string
+	var ips, dns []string
 	cmd := &cobra.Command{
 		Use:   "issue NAME",
 		Short: "Sign a certificate for node NAME into --out (ca.crt, node.crt, node.key)",
@@ -58,7 +62,11 @@ func newCAIssueCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("%w: --ca: %v", errUsage, err)
 			}
-			id, err := ca.Issue(name, role, time.Now())
+			san, err := parseSANs(ips, dns)
+			if err != nil {
+				return fmt.Errorf("%w: %v", errUsage, err)
+			}
+			id, err := ca.IssueSANs(name, role, san, time.Now())
 			if err != nil {
 				return fmt.Errorf("%w: %v", errUsage, err)
 			}
@@ -75,6 +83,21 @@ func newCAIssueCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&caDir, "ca", "lifeboat-ca", "the CA directory `ca init` made")
 	cmd.Flags().StringVar(&out, "out", "", "directory to write into (default ./NAME)")
+	cmd.Flags().StringSliceVar(&ips, "ip", nil, "an IP address clients reach the node's admin API at (repeat or comma-separate)")
+	cmd.Flags().StringSliceVar(&dns, "dns", nil, "a DNS name clients reach the node's admin API at (the node name is always one)")
 	cmd.Flags().StringVar(&role, "role", transfer.RolePeer, "peer (an agent) or client (an operator's tool; refused on peer links)")
 	return cmd
+}
+
+// parseSANs reads --ip and --dns.
+func parseSANs(ips, dns []string) (transfer.SANs, error) {
+	san := transfer.SANs{DNS: dns}
+	for _, s := range ips {
+		ip := net.ParseIP(s)
+		if ip == nil {
+			return san, fmt.Errorf("--ip %q: not an IP address", s)
+		}
+		san.IPs = append(san.IPs, ip)
+	}
+	return san, nil
 }

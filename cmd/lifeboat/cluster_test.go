@@ -40,6 +40,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building the counter:", err)
 		os.Exit(1)
 	}
+	// Every agent the tests start takes this as --api-token, and every
+	// client sends it (localCluster.useCredentials).
+	os.Setenv("LIFEBOAT_API_TOKEN", writeToken)
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -223,8 +226,8 @@ func TestAPIWorkloadsTokensAndBadInput(t *testing.T) {
 	if _, err := waitStatus(ctxFor(t, 60*time.Second), agents[0].URL(), wantFormed(3)); err != nil {
 		t.Fatal(err)
 	}
-	writer := &api.Client{Base: agents[2].URL(), Token: writeToken}
-	reader := &api.Client{Base: agents[1].URL(), Token: readToken}
+	writer := tokenClient(agents[2].URL(), writeToken)
+	reader := tokenClient(agents[1].URL(), readToken)
 	ctx := ctxFor(t, 60*time.Second)
 
 	spec := `{"id":"counter","command":["/bin/sleep","1000"],"checkpoint":{"mode":"none"},"resources":{"memory_mib":16}}`
@@ -267,7 +270,7 @@ func TestAPIWorkloadsTokensAndBadInput(t *testing.T) {
 	})
 	t.Run("tokens", func(t *testing.T) {
 		none := &api.Client{Base: agents[0].URL()}
-		wrong := &api.Client{Base: agents[0].URL(), Token: "nope"}
+		wrong := tokenClient(agents[0].URL(), "nope")
 		if _, err := none.Status(ctx); !errors.Is(err, api.ErrUnauthorized) {
 			t.Errorf("no token: %v, want unauthorized", err)
 		}

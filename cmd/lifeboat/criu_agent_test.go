@@ -62,7 +62,7 @@ func TestCRIUWorkloadThroughTheAgent(t *testing.T) {
 		return string(out)
 	}
 	cli("workload", "submit", writeFile(t, "counter.yaml", spec))
-	c := &api.Client{Base: a.URL(), Token: writeToken}
+	c := tokenClient(a.URL(), writeToken)
 	waitWorkload(t, c, "counter", func(w api.Workload) bool { return w.State == "running" })
 	for want := 1; want <= 3; want++ {
 		if got := countAt(t, "127.0.0.41:18081"); got != want {

@@ -122,7 +122,7 @@ func cutoverOnce(b *testing.B, counter string, mib int, lazy bool) cutoverRun {
 	if _, err := waitStatus(setup, agents[0].URL(), wantFormed(3)); err != nil {
 		b.Fatal(err)
 	}
-	w := submitCutoverCounter(b, setup, &api.Client{Base: agents[0].URL()}, counter, mib, lazy)
+	w := submitCutoverCounter(b, setup, envClient(agents[0].URL()), counter, mib, lazy)
 	standby := w.Standbys[0]
 	var front *localAgent // the peer that is neither holder nor standby, before or after
 	for _, a := range agents {
@@ -130,7 +130,7 @@ func cutoverOnce(b *testing.B, counter string, mib int, lazy bool) cutoverRun {
 			front = a
 		}
 	}
-	c := &api.Client{Base: front.URL()}
+	c := envClient(front.URL())
 	url := fmt.Sprintf("http://%s:%d/", front.IP, cutoverListenPort)
 	warm, err := warmUp(setup, url) // the ballast is touched before it answers
 	if err != nil {

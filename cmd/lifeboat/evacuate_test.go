@@ -102,7 +102,7 @@ func noticeEvacuates(t *testing.T, cloudName, counter string, port int) {
 	spec := fmt.Sprintf("id: counter\ncommand: [%s, --port, \"%d\", --ballast-mib, \"16\"]\n"+
 		"checkpoint: {mode: criu, interval: 1h}\nservice: {port: %d}\nresources: {memory_mib: 64}\n"+
 		"placement: {prefer: [e1]}\n", counter, port, port)
-	c := &api.Client{Base: url}
+	c := envClient(url)
 	if _, err := c.Submit(context.Background(), []byte(spec), "application/yaml"); err != nil {
 		t.Fatal(err)
 	}

@@ -108,7 +108,7 @@ func (fc *fenceCluster) agent(name string) *localAgent {
 
 // client is the admin API of the agent named name.
 func (fc *fenceCluster) client(name string) *api.Client {
-	return &api.Client{Base: fc.agent(name).URL()}
+	return envClient(fc.agent(name).URL())
 }
 
 // others are the agents other than name.

@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,21 +36,95 @@ type localAgent struct {
 }
 
 // URL is the agent's admin API.
-func (a *localAgent) URL() string { return "http://" + a.IP + ":7949" }
+func (a *localAgent) URL() string { return "https://" + a.IP + ":7949" }
+
+// Client is an admin API client of the agent with the credentials of the
+// environment (localCluster.useCredentials sets them).
+func (a *localAgent) Client() *api.Client { return envClient(a.URL()) }
+
+// tokenClient is envClient with another bearer token ("": none).
+func tokenClient(url, token string) *api.Client {
+	c := envClient(url)
+	c.Token = token
+	return c
+}
+
+// envClient is an admin API client of url with the environment's
+// credentials, as the CLI would make it.
+func envClient(url string) *api.Client {
+	c, err := credentialsFromEnv().client(url)
+	if err != nil {
+		panic(fmt.Sprintf("admin API client of %s: %v", url, err)) // a bad URL or CA file: a bug of the caller
+	}
+	return c
+}
 
 // localCluster runs agents of one binary as child processes, each on its
 // own loopback address with the default ports, its data dir and log file
 // under dir. The demo and the process-level tests use it.
+//
+// Its agents have certificates of the CA in caDir (default dir/ca, made on
+// first use) that name their addresses, and the API token of the
+// environment (LIFEBOAT_API_TOKEN, which the agent reads as --api-token
+// and the CLI as --token); useCredentials sets both up.
 type localCluster struct {
 	bin    string
 	dir    string
+	caDir  string
 	agents []*localAgent
+}
+
+// ca is the cluster's CA directory.
+func (lc *localCluster) ca() string {
+	if lc.caDir != "" {
+		return lc.caDir
+	}
+	return filepath.Join(lc.dir, "ca")
+}
+
+// useCredentials makes the CA (if missing) and puts the credentials the
+// agents and every client of this process use into its environment:
+// LIFEBOAT_CA_FILE and, unless set already, a fresh LIFEBOAT_API_TOKEN.
+func (lc *localCluster) useCredentials() error {
+	if _, err := lc.loadCA(); err != nil {
+		return err
+	}
+	if err := os.Setenv("LIFEBOAT_CA_FILE", filepath.Join(lc.ca(), transfer.CACertFile)); err != nil {
+		return err
+	}
+	if os.Getenv("LIFEBOAT_API_TOKEN") != "" {
+		return nil
+	}
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return err
+	}
+	return os.Setenv("LIFEBOAT_API_TOKEN", base64.RawURLEncoding.EncodeToString(b))
+}
+
+// loadCA loads the cluster's CA, making it on first use.
+func (lc *localCluster) loadCA() (*transfer.CA, error) {
+	ca, err := transfer.LoadCA(lc.ca())
+	if err == nil {
+		return ca, nil
+	}
+	if ca, err = transfer.NewCA("local", time.Now()); err != nil {
+		return nil, err
+	}
+	if err := ca.Save(lc.ca()); err != nil {
+		// Another cluster of this process made it meanwhile.
+		return transfer.LoadCA(lc.ca())
+	}
+	return ca, nil
 }
 
 // start launches an agent (again, after a stop: the data dir is kept).
 func (lc *localCluster) start(a *localAgent, join string) error {
 	a.dir = filepath.Join(lc.dir, a.Name)
 	if err := os.MkdirAll(a.dir, 0o700); err != nil {
+		return err
+	}
+	if err := lc.useCredentials(); err != nil {
 		return err
 	}
 	if err := lc.ensureCert(a); err != nil {
@@ -85,24 +162,19 @@ func (lc *localCluster) start(a *localAgent, join string) error {
 	return nil
 }
 
-// ensureCert gives the agent a certificate of the cluster's own CA (made
-// under dir/ca on first use) in its default --tls-dir, DATA_DIR/tls.
+// ensureCert gives the agent a certificate of the cluster's CA naming its
+// IP in its default --tls-dir, DATA_DIR/tls.
 func (lc *localCluster) ensureCert(a *localAgent) error {
 	tlsDir := filepath.Join(a.dir, "data", "tls")
 	if _, err := os.Stat(filepath.Join(tlsDir, transfer.NodeCertFile)); err == nil {
 		return nil
 	}
-	caDir := filepath.Join(lc.dir, "ca")
-	ca, err := transfer.LoadCA(caDir)
+	ca, err := lc.loadCA()
 	if err != nil {
-		if ca, err = transfer.NewCA("local", time.Now()); err != nil {
-			return err
-		}
-		if err := ca.Save(caDir); err != nil {
-			return err
-		}
+		return err
 	}
-	id, err := ca.Issue(a.Name, transfer.RolePeer, time.Now())
+	san := transfer.SANs{IPs: []net.IP{net.ParseIP(a.IP)}}
+	id, err := ca.IssueSANs(a.Name, transfer.RolePeer, san, time.Now())
 	if err != nil {
 		return err
 	}
@@ -164,7 +236,7 @@ func (lc *localCluster) stopAll() error {
 // waitStatus polls url's /v1/status until ok accepts it or ctx ends; the
 // error then tells the last status seen.
 func waitStatus(ctx context.Context, url string, ok func(api.Status) bool) (api.Status, error) {
-	c, err := api.NewClient(url, os.Getenv("LIFEBOAT_API_TOKEN"))
+	c, err := credentialsFromEnv().client(url)
 	if err != nil {
 		return api.Status{}, err
 	}

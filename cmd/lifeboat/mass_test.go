@@ -299,7 +299,7 @@ func startMassCluster(tb testing.TB, counter string, n int) *massCluster {
 	// test asks the leader, which is never doomed.
 	for _, name := range mc.names {
 		if name == st.Leader {
-			mc.api = "http://" + mc.ip[name] + ":7949"
+			mc.api = "https://" + mc.ip[name] + ":7949"
 		} else if mc.doomed == "" {
 			mc.doomed = name
 		}
@@ -331,7 +331,7 @@ func (mc *massCluster) stop() {
 	killStrays(mc.tb, mc.counter)
 }
 
-func (mc *massCluster) client() *api.Client { return &api.Client{Base: mc.api} }
+func (mc *massCluster) client() *api.Client { return envClient(mc.api) }
 
 // targets counts the peers a move can go to: alive, not the doomed host.
 func (mc *massCluster) targets() int {
@@ -381,7 +381,7 @@ func (mc *massCluster) submit(ids []string, prio map[string]string) {
 	var peers []*api.Client
 	for _, name := range mc.names {
 		if name != mc.doomed {
-			peers = append(peers, &api.Client{Base: "http://" + mc.ip[name] + ":7949"})
+			peers = append(peers, envClient("https://" + mc.ip[name] + ":7949"))
 		}
 	}
 	begin := time.Now()

@@ -118,7 +118,7 @@ func TestMigrateBetweenHostsInNamespaces(t *testing.T) {
 		return string(out)
 	}
 	cli("workload", "submit", writeFile(t, "counter.yaml", spec))
-	c := &api.Client{Base: url}
+	c := envClient(url)
 	w := waitWorkload(t, c, "counter", func(w api.Workload) bool { return w.State == "running" && len(w.Standbys) == 1 })
 	if w.Holder != "h1" {
 		t.Fatalf("holder %s, want h1 (preferred)", w.Holder)
@@ -182,7 +182,7 @@ func TestLazyMigrateBetweenHostsInNamespaces(t *testing.T) {
 	spec := fmt.Sprintf("id: counter\ncommand: [%s, --port, \"18084\", --ballast-mib, \"64\"]\n"+
 		"checkpoint: {mode: criu, interval: 1h, lazy_pages: true}\nservice: {port: 18084}\nresources: {memory_mib: 128}\n"+
 		"placement: {prefer: [l1]}\n", counter)
-	c := &api.Client{Base: agents[0].URL()}
+	c := envClient(agents[0].URL())
 	ctx := ctxFor(t, 2*time.Minute)
 	if _, err := c.Submit(ctx, []byte(spec), "application/yaml"); err != nil {
 		t.Fatal(err)
@@ -308,7 +308,7 @@ func TestDeltaCheckpointShipsOnlyWhatChanged(t *testing.T) {
 	spec := fmt.Sprintf("id: big\ncommand: [%s, --port, \"18083\", --ballast-mib, \"512\"]\n"+
 		"checkpoint: {mode: criu, interval: 1h}\nservice: {port: 18083}\nresources: {memory_mib: 700}\n"+
 		"placement: {prefer: [d1]}\n", counter)
-	c := &api.Client{Base: url}
+	c := envClient(url)
 	if _, err := c.Submit(context.Background(), []byte(spec), "application/yaml"); err != nil {
 		t.Fatal(err)
 	}
@@ -351,7 +351,13 @@ func TestDeltaCheckpointShipsOnlyWhatChanged(t *testing.T) {
 // metricValue reads one unlabelled Prometheus counter or gauge.
 func metricValue(tb testing.TB, url, name string) float64 {
 	tb.Helper()
-	resp, err := http.Get(url)
+	c := envClient(strings.TrimSuffix(url, "/metrics"))
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,8 +38,20 @@ func newResultsLog(api, workload, epoch string) (*resultsLog, error) {
 	if api == "" || workload == "" || epoch == "" {
 		return nil, errors.New("--results needs LIFEBOAT_API, LIFEBOAT_WORKLOAD and LIFEBOAT_EPOCH (run it under lifeboat)")
 	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if f := os.Getenv("LIFEBOAT_CA_FILE"); f != "" { // the cluster CA the agent's HTTPS certificate is from
+		pem, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("LIFEBOAT_CA_FILE: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("LIFEBOAT_CA_FILE %s: no PEM certificate", f)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
 	return &resultsLog{api: strings.TrimSuffix(api, "/"), workload: workload, epoch: epoch,
-		token: os.Getenv("LIFEBOAT_TOKEN"), http: &http.Client{Timeout: 5 * time.Second}}, nil
+		token: os.Getenv("LIFEBOAT_TOKEN"), http: &http.Client{Timeout: 5 * time.Second, Transport: tr}}, nil
 }
 
 // authorize sets the headers every call to the log carries: the epoch,

@@ -17,10 +17,10 @@ func initCA(bin, dir string) error {
 	return runBin(bin, "ca", "init", "--dir", dir, "--name", "jepsen")
 }
 
-// issueCert signs host name's peer certificate into out with `lifeboat
-// ca issue`: the files the agent reads with --tls-dir.
-func issueCert(bin, caDir, name, out string) error {
-	return runBin(bin, "ca", "issue", name, "--ca", caDir, "--out", out)
+// issueCert signs host name's peer certificate, naming its IP, into out
+// with `lifeboat ca issue`: the files the agent reads with --tls-dir.
+func issueCert(bin, caDir, name, ip, out string) error {
+	return runBin(bin, "ca", "issue", name, "--ip", ip, "--ca", caDir, "--out", out)
 }
 
 // runBin runs the binary to completion; its output is in the error.

@@ -25,7 +25,7 @@ func TestCerts(t *testing.T) {
 		t.Error("the second initCA replaced the CA")
 	}
 	out := filepath.Join(dir, "tls", "h1")
-	if err := issueCert(bin, ca, "h1", out); err != nil {
+	if err := issueCert(bin, ca, "h1", "10.0.0.1", out); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"ca.crt", "node.crt", "node.key"} {
@@ -33,7 +33,7 @@ func TestCerts(t *testing.T) {
 			t.Errorf("issued files: %v", err)
 		}
 	}
-	if err := issueCert(bin, filepath.Join(dir, "none"), "h2", filepath.Join(dir, "tls", "h2")); err == nil {
+	if err := issueCert(bin, filepath.Join(dir, "none"), "h2", "10.0.0.2", filepath.Join(dir, "tls", "h2")); err == nil {
 		t.Error("issueCert without a CA succeeded")
 	}
 }

@@ -36,6 +36,8 @@ type Cluster struct {
 	cfg Config
 	log *slog.Logger
 	sw  *netns.Switch
+	// creds are the harness's certificates (set by build).
+	creds *creds
 
 	// mu guards Hosts and sw while Start builds, against a Close from
 	// the signal watcher; and closed. After Start, Hosts does not change.
@@ -118,6 +120,9 @@ func (c *Cluster) build() error {
 	if err := initCA(cfg.Bin, c.caDir()); err != nil {
 		return err
 	}
+	if c.creds, err = makeCreds(cfg.Bin, c.caDir(), cfg.Dir); err != nil {
+		return err
+	}
 	for i := range cfg.Hosts {
 		h, err := c.newHost(i)
 		if h != nil {
@@ -153,7 +158,7 @@ func (c *Cluster) newHost(i int) (*Host, error) {
 	c.log.Info("emulator started", "host", name, "pid", h.Emu.Pid(), "env", h.Emu.Env)
 	h.env = append(agentEnviron(), h.Emu.Env)
 	h.env = append(h.env, cfg.Env...)
-	return h, issueCert(cfg.Bin, c.caDir(), name, filepath.Join(cfg.Dir, "tls", name))
+	return h, issueCert(cfg.Bin, c.caDir(), name, h.IP, filepath.Join(cfg.Dir, "tls", name))
 }
 
 // caDir is the cluster's CA.

@@ -2,9 +2,11 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,10 +41,22 @@ type Host struct {
 }
 
 // API is the agent's admin API base URL.
-func (h *Host) API() string { return "http://" + h.IP + ":7949" }
+func (h *Host) API() string { return "https://" + h.IP + ":7949" }
 
-// Client is an admin API client of the agent.
-func (h *Host) Client() *api.Client { return &api.Client{Base: h.API()} }
+// Client is an admin API client of the agent, with the harness's client
+// certificate.
+func (h *Host) Client() *api.Client { return &api.Client{Base: h.API(), HTTP: h.c.creds.api} }
+
+// APITLS is what a client of the admin API needs: the CA, and the
+// harness's client certificate.
+func (c *Cluster) APITLS() *tls.Config { return c.creds.apiTLS.Clone() }
+
+// PeerAPI is the base URL of the agent's peer endpoints (its Raft port).
+func (h *Host) PeerAPI() string { return "https://" + h.IP + ":7947" }
+
+// PeerHTTP is a client of the peer endpoints with the harness's peer
+// certificate (the test clock only).
+func (h *Host) PeerHTTP() *http.Client { return h.c.creds.peer }
 
 // Dir is the host's directory: data and agent.log.
 func (h *Host) Dir() string { return filepath.Join(h.c.cfg.Dir, h.Name) }

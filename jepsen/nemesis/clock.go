@@ -80,12 +80,12 @@ func setClock(ctx context.Context, h *cluster.Host, offset time.Duration) error 
 	ctx, cancel := context.WithTimeout(ctx, clockTimeout)
 	defer cancel()
 	body, _ := json.Marshal(map[string]string{"offset": offset.String()})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.API()+"/v1/internal/clock", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.PeerAPI()+"/v1/internal/clock", bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := h.PeerHTTP().Do(req)
 	if err != nil {
 		return err
 	}

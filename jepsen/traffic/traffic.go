@@ -9,6 +9,7 @@ package traffic
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,7 +32,7 @@ type Host struct {
 	IP   string
 }
 
-func (h Host) api() string { return "http://" + net.JoinHostPort(h.IP, "7949") }
+func (h Host) api() string { return "https://" + net.JoinHostPort(h.IP, "7949") }
 
 // Config sizes the traffic.
 type Config struct {
@@ -48,6 +49,9 @@ type Config struct {
 	IncrEvery, ProbeEvery, ReadEvery, StaleEvery time.Duration
 	// Timeout bounds one request.
 	Timeout time.Duration
+	// TLS verifies the admin API and authenticates to it
+	// (cluster.Cluster.APITLS).
+	TLS *tls.Config
 	// Seed makes the clients' choices repeatable.
 	Seed uint64
 }
@@ -93,7 +97,7 @@ func Start(ctx context.Context, cfg Config, hist *history.History) (*Traffic, er
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	t := &Traffic{cfg: cfg, hist: hist, stop: cancel,
-		http:   &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
+		http:   &http.Client{Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: cfg.TLS}},
 		holder: map[string]Host{}, epochs: map[string]map[uint64]bool{}}
 	r := rand.New(rand.NewPCG(cfg.Seed, 0))
 	for id := range cfg.Ports {

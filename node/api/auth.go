@@ -11,25 +11,34 @@ import (
 	"strings"
 )
 
-// Auth holds the bearer tokens of the admin API. Write grants everything;
-// Read grants GETs only. When both are empty the API is open.
+// Auth decides who may call the admin API. There is no open mode: every
+// route but /healthz and /readyz needs a credential.
+//   - Write (bearer token) grants everything.
+//   - Read (bearer token) grants GETs only: a write with it is 403.
+//   - A client certificate of the cluster CA with role client grants
+//     everything; ClientCert reports it (nil: none is accepted).
+//
+// A workload's own token (WorkloadToken) opens its own results log only.
 type Auth struct {
 	Write string
 	Read  string
+	// ClientCert reports whether r came over TLS with a verified client
+	// certificate of role client.
+	ClientCert func(r *http.Request) bool
+	// WorkloadKey keys the workloads' own tokens (WorkloadToken); it must
+	// be the same on every peer. Empty: workloads get no token.
+	WorkloadKey []byte
 }
-
-// Enabled reports whether any token is configured.
-func (a Auth) Enabled() bool { return a.Write != "" || a.Read != "" }
 
 // check authorizes a request; write says whether it changes anything.
 func (a Auth) check(r *http.Request, write bool) error {
-	if !a.Enabled() {
+	if a.ClientCert != nil && a.ClientCert(r) {
 		return nil
 	}
 	h := r.Header.Get("Authorization")
 	token, ok := strings.CutPrefix(h, "Bearer ")
 	if h == "" || !ok {
-		return fmt.Errorf("%w: send the API token as \"Authorization: Bearer TOKEN\"", ErrUnauthorized)
+		return fmt.Errorf("%w: send the API token as \"Authorization: Bearer TOKEN\" or present a client certificate of the cluster CA (lifeboat ca issue NAME --role client)", ErrUnauthorized)
 	}
 	if equal(token, a.Write) {
 		return nil
@@ -47,10 +56,10 @@ func equal(got, want string) bool {
 	return want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
 
-// writer reports whether r carries the write token, or the API is open:
-// only a writer sees secrets (the values of a spec's env).
+// writer reports whether r carries a write credential: only a writer sees
+// secrets (the values of a spec's env).
 func (a Auth) writer(r *http.Request) bool {
-	if !a.Enabled() {
+	if a.ClientCert != nil && a.ClientCert(r) {
 		return true
 	}
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -74,14 +83,14 @@ func redact(w Workload) Workload {
 }
 
 // WorkloadToken is the credential workload id gets for its own results
-// log under epoch (LIFEBOAT_TOKEN): an HMAC keyed by the write token, so
+// log under epoch (LIFEBOAT_TOKEN): an HMAC keyed by WorkloadKey, so
 // every peer checks it without keeping it, and a copy of an older epoch
-// cannot use it for a newer one. "" when the API has no write token.
+// cannot use it for a newer one. "" when there is no key.
 func (a Auth) WorkloadToken(id string, epoch uint64) string {
-	if a.Write == "" {
+	if len(a.WorkloadKey) == 0 {
 		return ""
 	}
-	mac := hmac.New(sha256.New, []byte(a.Write))
+	mac := hmac.New(sha256.New, a.WorkloadKey)
 	mac.Write([]byte("lifeboat-results\x00" + id + "\x00" + strconv.FormatUint(epoch, 10)))
 	return hex.EncodeToString(mac.Sum(nil))
 }

@@ -70,12 +70,6 @@ func NewServer(b Backend, auth Auth, metrics http.Handler) *Server {
 	return s
 }
 
-// Handle adds a route guarded by the write token (for the node's
-// internal peer endpoints).
-func (s *Server) Handle(pattern string, h http.HandlerFunc) {
-	s.mux.HandleFunc(pattern, s.guard(true, h))
-}
-
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
@@ -125,7 +119,7 @@ func (s *Server) guard(write bool, h http.HandlerFunc) http.HandlerFunc {
 func (s *Server) guardResults(write bool, h http.HandlerFunc) http.HandlerFunc {
 	guarded := s.guard(write, h)
 	return func(w http.ResponseWriter, r *http.Request) {
-		if s.auth.Enabled() && s.auth.workloadResults(r, r.PathValue("id")) {
+		if s.auth.workloadResults(r, r.PathValue("id")) {
 			h(w, r)
 			return
 		}

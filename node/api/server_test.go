@@ -129,8 +129,8 @@ func TestAuth(t *testing.T) {
 }
 
 func TestErrorsCarryCodeAndStatus(t *testing.T) {
-	srv, _ := newTestServer(t, Auth{})
-	cl := &Client{Base: srv.URL}
+	srv, _ := newTestServer(t, Auth{Write: "w"})
+	cl := &Client{Base: srv.URL, Token: "w"}
 	ctx := context.Background()
 	if _, err := cl.Submit(ctx, []byte(goodSpec), ""); err != nil {
 		t.Fatal(err)
@@ -206,8 +206,8 @@ func FuzzDecodeSpec(f *testing.F) {
 }
 
 func TestMigrateRequest(t *testing.T) {
-	srv, _ := newTestServer(t, Auth{})
-	c, err := NewClient(srv.URL, "")
+	srv, _ := newTestServer(t, Auth{Write: "w"})
+	c, err := NewClient(srv.URL, "w")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,9 @@ func TestMigrateRequest(t *testing.T) {
 		t.Fatalf("migrate to a drained node: %v, want ErrConflict", err)
 	}
 	for _, body := range []string{``, `{}`, `{"to": ""}`, `{"to": "n2", "extra": 1}`, `[1]`} {
-		resp, err := http.Post(srv.URL+"/v1/workloads/counter/migrate", "application/json", strings.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/workloads/counter/migrate", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer w")
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -263,10 +265,10 @@ func TestReaderSeesEnvNamesOnly(t *testing.T) {
 // TestResultSizeBound: a result over MaxResult is refused with 413 and
 // never reaches the backend; one at the bound is appended.
 func TestResultSizeBound(t *testing.T) {
-	srv, fb := newTestServer(t, Auth{})
+	srv, fb := newTestServer(t, Auth{Write: "w"})
 	fb.workloads["w"] = fsm.WorkloadSpec{ID: "w", Command: []string{"a"}}
 	ctx := context.Background()
-	cl := &Client{Base: srv.URL}
+	cl := &Client{Base: srv.URL, Token: "w"}
 	if _, err := cl.AppendResult(ctx, "w", 7, strings.Repeat("x", MaxResult)); err != nil {
 		t.Fatalf("a result at the bound: %v", err)
 	}
@@ -276,6 +278,7 @@ func TestResultSizeBound(t *testing.T) {
 	}
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/workloads/w/results", strings.NewReader(strings.Repeat("x", MaxResult+1)))
 	req.Header.Set("X-Lifeboat-Epoch", "7")
+	req.Header.Set("Authorization", "Bearer w")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Fatalf("status %v (%v), want 413", resp, err)
@@ -287,7 +290,7 @@ func TestResultSizeBound(t *testing.T) {
 // own results under its own epoch, and opens nothing else: not another
 // epoch, not another workload, not a submission.
 func TestWorkloadTokenScope(t *testing.T) {
-	auth := Auth{Write: "w", Read: "r"}
+	auth := Auth{Write: "w", Read: "r", WorkloadKey: []byte("k")}
 	srv, fb := newTestServer(t, auth)
 	fb.workloads["w"] = fsm.WorkloadSpec{ID: "w", Command: []string{"a"}}
 	tok := auth.WorkloadToken("w", 7)
@@ -319,5 +322,38 @@ func TestWorkloadTokenScope(t *testing.T) {
 		if got := call(c.method, c.path, tok, c.epoch); got != c.want {
 			t.Errorf("%s: status %d, want %d", c.name, got, c.want)
 		}
+	}
+}
+
+// TestNoOpenMode: with no token configured nothing but the health checks
+// answers an anonymous caller, and a client certificate (ClientCert)
+// opens reads and writes.
+func TestNoOpenMode(t *testing.T) {
+	certified := false
+	srv, fb := newTestServer(t, Auth{ClientCert: func(*http.Request) bool { return certified }})
+	ctx := context.Background()
+	cl := &Client{Base: srv.URL}
+	if _, err := cl.Submit(ctx, []byte(goodSpec), "application/yaml"); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("anonymous submit with no token configured: %v, want unauthorized", err)
+	}
+	if _, err := cl.Status(ctx); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("anonymous read with no token configured: %v, want unauthorized", err)
+	}
+	if _, err := (&Client{Base: srv.URL, Token: ""}).Workloads(ctx); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("an empty bearer token: %v, want unauthorized", err)
+	}
+	if len(fb.workloads) != 0 {
+		t.Fatal("a refused submit reached the backend")
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s must stay open for load balancers: %v %v", path, resp, err)
+		}
+		resp.Body.Close()
+	}
+	certified = true
+	if _, err := cl.Submit(ctx, []byte(goodSpec), "application/yaml"); err != nil {
+		t.Fatalf("submit with a client certificate: %v", err)
 	}
 }

@@ -56,3 +56,8 @@ type ClockAnswer struct {
 	Offset string    `json:"offset"`
 	Now    time.Time `json:"now"`
 }
+
+// HelloAnswer names the answering peer.
+type HelloAnswer struct {
+	Name string `json:"name"`
+}

@@ -1,9 +1,13 @@
 package peer
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 
@@ -18,19 +22,58 @@ import (
 // retry is safe); any other transport failure wraps api.ErrUnavailable
 // (the outcome is unknown).
 type Client struct {
-	scheme string
-	token  string
-	http   *http.Client
+	http *http.Client
+	// certName names the peer a TLS answer came from, by its verified
+	// certificate; nil only on the in-memory network of tests, which has
+	// no TLS.
+	certName func(*tls.ConnectionState) (string, error)
 }
 
-// NewClient returns a client that sends every call through hc (nil: the
-// default transport) with the bearer token. This is the one place that
-// says how peers reach each other; mutual TLS (issue 16) changes it here.
-func NewClient(hc *http.Client, token string) *Client {
+// NewClient returns a client that sends every call through hc: over
+// mutual TLS with a peer certificate (Transport), and certName reads the
+// answering peer's verified name. This is the one place that says how
+// peers reach each other. In tests on the in-memory network hc carries
+// the calls and certName is nil.
+func NewClient(hc *http.Client, certName func(*tls.ConnectionState) (string, error)) *Client {
 	if hc == nil {
 		hc = &http.Client{}
 	}
-	return &Client{scheme: "http", token: token, http: hc}
+	return &Client{http: hc, certName: certName}
+}
+
+// ErrNotPeer means the peer at an address could not prove, by a
+// certificate of the cluster CA, that it is the node it claims to be.
+var ErrNotPeer = errors.New("peer: not proven")
+
+// Prove checks that the peer at addr holds a peer certificate of the
+// cluster CA naming name: the handshake proves the certificate and the
+// role, and the certificate's name must be name.
+func (c *Client) Prove(ctx context.Context, addr, name string) error {
+	body, _ := encode(HelloRequest{})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+addr+pathHello, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("%w: %s at %s: %v", ErrNotPeer, name, addr, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w: %s at %s: %v", ErrNotPeer, name, addr, err)
+	}
+	defer resp.Body.Close()
+	var ans HelloAnswer
+	if err := json.NewDecoder(io.LimitReader(resp.Body, limitSmall)).Decode(&ans); err != nil || resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%w: %s at %s answered %s", ErrNotPeer, name, addr, resp.Status)
+	}
+	got := ans.Name
+	if c.certName != nil {
+		if got, err = c.certName(resp.TLS); err != nil {
+			return fmt.Errorf("%w: %s at %s: %v", ErrNotPeer, name, addr, err)
+		}
+	}
+	if got != name {
+		return fmt.Errorf("%w: the peer at %s is %s, not %s", ErrNotPeer, addr, got, name)
+	}
+	return nil
 }
 
 // Apply asks the leader at addr (host:port) to commit a command.
@@ -96,7 +139,7 @@ func (c *Client) call(ctx context.Context, addr, path string, req request, out a
 	if err != nil {
 		return fmt.Errorf("%w: encoding the request to %s: %v", api.ErrBadRequest, path, err)
 	}
-	ac := &api.Client{Base: c.scheme + "://" + addr, Token: c.token, HTTP: c.http}
+	ac := &api.Client{Base: "https://" + addr, HTTP: c.http}
 	err = ac.Do(ctx, http.MethodPost, path, body, "application/json", out)
 	if op := (*net.OpError)(nil); errors.As(err, &op) && op.Op == "dial" {
 		return fmt.Errorf("%w: %s: %v", api.ErrNoLeader, addr, op)

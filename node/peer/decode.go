@@ -59,6 +59,11 @@ func DecodeResults(r io.Reader) (ResultsRequest, error) {
 	return decode[ResultsRequest](r, "results", limitSmall)
 }
 
+// DecodeHello reads a HelloRequest of at most 1 KiB.
+func DecodeHello(r io.Reader) (HelloRequest, error) {
+	return decode[HelloRequest](r, "hello", limitSmall)
+}
+
 // DecodeClock reads a ClockRequest of at most 1 KiB.
 func DecodeClock(r io.Reader) (ClockRequest, error) {
 	return decode[ClockRequest](r, "clock", limitSmall)

@@ -95,6 +95,10 @@ type ResultsRequest struct {
 	Workload string `json:"workload"`
 }
 
+// HelloRequest asks a peer who it is: the answer comes over a TLS
+// connection whose certificate the caller checks (Client.Prove).
+type HelloRequest struct{}
+
 // ClockRequest sets the test clock's offset from the real time.
 type ClockRequest struct {
 	// Offset is a Go duration such as "-30s"; "0s" puts the clock right.
@@ -177,6 +181,9 @@ func (r SendRequest) Validate() error {
 
 // Validate reports what is wrong with the request.
 func (r ResultsRequest) Validate() error { return name("results", "workload", r.Workload, true) }
+
+// Validate reports what is wrong with the request: nothing can be.
+func (HelloRequest) Validate() error { return nil }
 
 // Validate reports what is wrong with the request.
 func (r ClockRequest) Validate() error {

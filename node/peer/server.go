@@ -22,6 +22,7 @@ const (
 	pathSend       = "/v1/internal/send"
 	pathResults    = "/v1/internal/results"
 	pathClock      = "/v1/internal/clock"
+	pathHello      = "/v1/internal/hello"
 )
 
 // Handler is what the endpoints need from the node. The HTTP server calls
@@ -64,32 +65,52 @@ type ClockHandler interface {
 	Clock(ctx context.Context, req ClockRequest) (ClockAnswer, error)
 }
 
-// Options are Register's settings; the zero value serves every endpoint
+// Options are NewHandler's settings; the zero value serves every endpoint
 // but clock.
 type Options struct {
-	// Name is this peer's name, for the refusals of a peer that does not
-	// lead.
+	// Name is this peer's name: hello answers it, and the refusals of a
+	// peer that does not lead name it.
 	Name string
 	// UnsafeClockControl mounts /v1/internal/clock, if the Handler is a
 	// ClockHandler. Tests only.
 	UnsafeClockControl bool
 }
 
-// Register mounts the endpoints on s, behind its write token.
-func Register(s *api.Server, h Handler, opts Options) {
+// NewHandler returns the endpoints over h. Every request must come from a
+// verified peer (Caller; the transport says who), and a lease renewal
+// only for the caller's own lease: the operator's token opens none of
+// them.
+func NewHandler(h Handler, opts Options) http.Handler {
+	mux := http.NewServeMux()
 	lead := leaderCheck(h, opts.Name)
-	s.Handle("POST "+pathApply, endpoint[ApplyRequest, ApplyAnswer]{decode: DecodeApply, lead: lead, call: h.Apply}.serve)
-	s.Handle("POST "+pathLease, endpoint[LeaseRequest, LeaseAnswer]{decode: DecodeLease, lead: lead, call: h.Lease}.serve)
-	s.Handle("POST "+pathMirror, endpoint[MirrorRequest, MirrorAnswer]{
+	mux.HandleFunc("POST "+pathApply, endpoint[ApplyRequest, ApplyAnswer]{decode: DecodeApply, lead: lead, call: h.Apply}.serve)
+	mux.HandleFunc("POST "+pathLease, endpoint[LeaseRequest, LeaseAnswer]{decode: DecodeLease, lead: lead, call: ownLease(h.Lease)}.serve)
+	mux.HandleFunc("POST "+pathMirror, endpoint[MirrorRequest, MirrorAnswer]{
 		decode: DecodeMirror, wait: h.MirrorWait, lead: lead, call: h.Mirror, // waits first, as a blocking query
 	}.serve)
-	s.Handle("POST "+pathCheckpoint, endpoint[CheckpointRequest, ActionAnswer]{decode: DecodeCheckpoint, call: h.Checkpoint}.serve)
-	s.Handle("POST "+pathRestart, endpoint[RestartRequest, ActionAnswer]{decode: DecodeRestart, call: h.Restart}.serve)
-	s.Handle("POST "+pathMigrate, endpoint[MigrateRequest, ActionAnswer]{decode: DecodeMigrate, call: h.Migrate}.serve)
-	s.Handle("POST "+pathSend, endpoint[SendRequest, noAnswer]{decode: DecodeSend, call: noAnswerOf(h.Send)}.serve)
-	s.Handle("POST "+pathResults, endpoint[ResultsRequest, []fsm.Result]{decode: DecodeResults, lead: lead, call: h.Results}.serve)
+	mux.HandleFunc("POST "+pathCheckpoint, endpoint[CheckpointRequest, ActionAnswer]{decode: DecodeCheckpoint, call: h.Checkpoint}.serve)
+	mux.HandleFunc("POST "+pathRestart, endpoint[RestartRequest, ActionAnswer]{decode: DecodeRestart, call: h.Restart}.serve)
+	mux.HandleFunc("POST "+pathMigrate, endpoint[MigrateRequest, ActionAnswer]{decode: DecodeMigrate, call: h.Migrate}.serve)
+	mux.HandleFunc("POST "+pathSend, endpoint[SendRequest, noAnswer]{decode: DecodeSend, call: noAnswerOf(h.Send)}.serve)
+	mux.HandleFunc("POST "+pathResults, endpoint[ResultsRequest, []fsm.Result]{decode: DecodeResults, lead: lead, call: h.Results}.serve)
+	mux.HandleFunc("POST "+pathHello, endpoint[HelloRequest, HelloAnswer]{decode: DecodeHello,
+		call: func(context.Context, HelloRequest) (HelloAnswer, error) { return HelloAnswer{Name: opts.Name}, nil }}.serve)
 	if c, ok := h.(ClockHandler); ok && opts.UnsafeClockControl {
-		s.Handle("POST "+pathClock, endpoint[ClockRequest, ClockAnswer]{decode: DecodeClock, call: c.Clock}.serve)
+		mux.HandleFunc("POST "+pathClock, endpoint[ClockRequest, ClockAnswer]{decode: DecodeClock, call: c.Clock}.serve)
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		api.WriteError(w, fmt.Errorf("%w: no such peer endpoint: %s %s", fsm.ErrNotFound, r.Method, r.URL.Path))
+	})
+	return requireCaller(mux)
+}
+
+// ownLease lets a peer renew only the lease its certificate names.
+func ownLease(call func(context.Context, LeaseRequest) (LeaseAnswer, error)) func(context.Context, LeaseRequest) (LeaseAnswer, error) {
+	return func(ctx context.Context, req LeaseRequest) (LeaseAnswer, error) {
+		if caller, _ := Caller(ctx); caller != req.Node {
+			return LeaseAnswer{}, fmt.Errorf("%w: %s may renew only its own lease, not %s's", api.ErrForbidden, caller, req.Node)
+		}
+		return call(ctx, req)
 	}
 }
 

@@ -3,6 +3,7 @@ package peer
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +20,10 @@ import (
 	"github.com/lifeboat/lifeboat/node/api"
 )
 
-const token = "peer-token"
+// caller is the peer name the test transport says every request comes
+// from (the real one reads it off the verified certificate: node's
+// TestPeerPortMux).
+const caller = "n2"
 
 // fakeHandler answers from its fields and records the calls it got.
 type fakeHandler struct {
@@ -114,19 +118,28 @@ var (
 	_ ClockHandler = (*clockHandler)(nil)
 )
 
-// serve starts h's endpoints behind token and returns its host:port.
-func serve(t *testing.T, h Handler, opts Options) string {
-	s := api.NewServer(nil, api.Auth{Write: token}, nil)
-	Register(s, h, opts)
-	srv := httptest.NewServer(s)
+// serve starts h's endpoints over HTTPS, every request from caller, and
+// returns its host:port and a client that trusts it.
+func serve(t *testing.T, h Handler, opts Options) (string, *Client) {
+	return serveAs(t, h, opts, caller)
+}
+
+// serveAs is serve with requests from name ("": no verified caller).
+func serveAs(t *testing.T, h Handler, opts Options, name string) (string, *Client) {
+	hh := NewHandler(h, opts)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if name != "" {
+			r = r.WithContext(WithCaller(r.Context(), name))
+		}
+		hh.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
+	return strings.TrimPrefix(srv.URL, "https://"), NewClient(srv.Client(), nil)
 }
 
 func TestRoundTrip(t *testing.T) {
 	h := &fakeHandler{leads: true}
-	addr := serve(t, h, Options{Name: "n1"})
-	c := NewClient(nil, token)
+	addr, c := serve(t, h, Options{Name: "n1"})
 	ctx := context.Background()
 
 	ap, err := c.Apply(ctx, addr, ApplyRequest{Command: []byte{1, 2, 3}})
@@ -178,8 +191,7 @@ func TestActionAnswerJSON(t *testing.T) {
 // the handler; mirror waits first. The others answer on any peer.
 func TestLeaderOnly(t *testing.T) {
 	h := &fakeHandler{}
-	addr := serve(t, h, Options{Name: "n2"})
-	c := NewClient(nil, token)
+	addr, c := serve(t, h, Options{Name: "n2"})
 	ctx := context.Background()
 	refused := map[string]error{}
 	_, refused["apply"] = c.Apply(ctx, addr, ApplyRequest{Command: []byte{1}})
@@ -207,10 +219,10 @@ func TestLeaderOnly(t *testing.T) {
 // token is refused.
 func TestRefusals(t *testing.T) {
 	h := &fakeHandler{leads: true}
-	addr := serve(t, h, Options{})
+	addr, c := serve(t, h, Options{})
 	ctx := context.Background()
 	post := func(path, body string) error {
-		ac := &api.Client{Base: "http://" + addr, Token: token}
+		ac := &api.Client{Base: "https://" + addr, HTTP: c.http}
 		return ac.Do(ctx, http.MethodPost, path, []byte(body), "application/json", nil)
 	}
 	over := `{"node":"n1"}` + strings.Repeat(" ", limitSmall)
@@ -229,15 +241,18 @@ func TestRefusals(t *testing.T) {
 	if calls := h.taken(); len(calls) != 0 {
 		t.Fatalf("the handler was called for refused requests: %q", calls)
 	}
-	c := NewClient(nil, token)
 	if err := c.Send(ctx, addr, SendRequest{Workload: "counter", Seq: 2, To: "n3"}); !errors.Is(err, fsm.ErrNotFound) {
 		t.Errorf("send of an uncommitted checkpoint: err = %v, want fsm.ErrNotFound", err)
 	}
 	if _, err := c.Restart(ctx, addr, RestartRequest{Workload: "counter"}); !errors.Is(err, api.ErrConflict) {
 		t.Errorf("restart: err = %v, want api.ErrConflict", err)
 	}
-	if _, err := NewClient(nil, "wrong").Lease(ctx, addr, LeaseRequest{Node: "n1"}); !errors.Is(err, api.ErrUnauthorized) {
-		t.Errorf("a wrong token: err = %v, want api.ErrUnauthorized", err)
+	if _, err := c.Lease(ctx, addr, LeaseRequest{Node: "n1"}); !errors.Is(err, api.ErrForbidden) {
+		t.Errorf("n2 renewing n1's lease: err = %v, want api.ErrForbidden", err)
+	}
+	anon, ac := serveAs(t, h, Options{}, "")
+	if _, err := ac.Lease(ctx, anon, LeaseRequest{Node: "n1"}); !errors.Is(err, api.ErrUnauthorized) {
+		t.Errorf("no verified caller: err = %v, want api.ErrUnauthorized", err)
 	}
 	var remote *api.RemoteError
 	if _, err := c.Lease(ctx, addr, LeaseRequest{}); !errors.Is(err, api.ErrBadRequest) || errors.As(err, &remote) {
@@ -255,18 +270,19 @@ func TestDialFailureIsNoLeader(t *testing.T) {
 	}
 	closed := ln.Addr().String()
 	ln.Close()
-	c := NewClient(&http.Client{Timeout: 5 * time.Second}, token)
+	c := NewClient(&http.Client{Timeout: 5 * time.Second}, nil)
 	_, err = c.Apply(context.Background(), closed, ApplyRequest{Command: []byte{1}})
 	if !errors.Is(err, api.ErrNoLeader) {
 		t.Fatalf("apply to a closed port: err = %v, want api.ErrNoLeader", err)
 	}
 
-	hangup := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	hangup := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		conn, _, _ := w.(http.Hijacker).Hijack()
 		conn.Close() // the request was read: its outcome is unknown
 	}))
 	defer hangup.Close()
-	_, err = c.Apply(context.Background(), strings.TrimPrefix(hangup.URL, "http://"), ApplyRequest{Command: []byte{1}})
+	c = NewClient(hangup.Client(), nil)
+	_, err = c.Apply(context.Background(), strings.TrimPrefix(hangup.URL, "https://"), ApplyRequest{Command: []byte{1}})
 	if !errors.Is(err, api.ErrUnavailable) || errors.Is(err, api.ErrNoLeader) {
 		t.Fatalf("apply to a peer that hangs up: err = %v, want api.ErrUnavailable only", err)
 	}
@@ -276,7 +292,6 @@ func TestDialFailureIsNoLeader(t *testing.T) {
 // is set and the handler steps a clock.
 func TestClockNeedsBoth(t *testing.T) {
 	ctx := context.Background()
-	c := NewClient(nil, token)
 	cases := []struct {
 		name    string
 		h       Handler
@@ -288,7 +303,7 @@ func TestClockNeedsBoth(t *testing.T) {
 		{"option only", &fakeHandler{}, true, false},
 	}
 	for _, tc := range cases {
-		addr := serve(t, tc.h, Options{UnsafeClockControl: tc.unsafe})
+		addr, c := serve(t, tc.h, Options{UnsafeClockControl: tc.unsafe})
 		ans, err := c.Clock(ctx, addr, ClockRequest{Offset: "-90s"})
 		switch {
 		case tc.mounted && (err != nil || ans.Offset != "-1m30s"):
@@ -302,9 +317,27 @@ func TestClockNeedsBoth(t *testing.T) {
 // TestApplyCarriesLargestCommand: a command of MaxCommand bytes crosses.
 func TestApplyCarriesLargestCommand(t *testing.T) {
 	h := &fakeHandler{leads: true}
-	addr := serve(t, h, Options{})
-	ans, err := NewClient(nil, token).Apply(context.Background(), addr, ApplyRequest{Command: bytes.Repeat([]byte{7}, MaxCommand)})
+	addr, c := serve(t, h, Options{})
+	ans, err := c.Apply(context.Background(), addr, ApplyRequest{Command: bytes.Repeat([]byte{7}, MaxCommand)})
 	if err != nil || string(ans.Value) != fmt.Sprintf(`{"len":%d}`, MaxCommand) {
 		t.Fatalf("apply of %d bytes: %+v, %v", MaxCommand, ans, err)
+	}
+}
+
+// TestProve: hello names the answering peer; Prove accepts only the name
+// the certificate (certName) says, and the answer's own claim only on a
+// transport without TLS.
+func TestProve(t *testing.T) {
+	ctx := context.Background()
+	addr, c := serve(t, &fakeHandler{}, Options{Name: "n1"})
+	if err := c.Prove(ctx, addr, "n1"); err != nil {
+		t.Fatalf("n1 proving n1: %v", err)
+	}
+	if err := c.Prove(ctx, addr, "n3"); !errors.Is(err, ErrNotPeer) {
+		t.Fatalf("n1 passing for n3: err = %v, want ErrNotPeer", err)
+	}
+	byCert := NewClient(c.http, func(*tls.ConnectionState) (string, error) { return "rogue", nil })
+	if err := byCert.Prove(ctx, addr, "n1"); !errors.Is(err, ErrNotPeer) || !strings.Contains(err.Error(), "is rogue") {
+		t.Fatalf("a certificate naming rogue that answers n1: err = %v, want ErrNotPeer naming rogue", err)
 	}
 }

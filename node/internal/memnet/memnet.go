@@ -5,6 +5,8 @@
 package memnet
 
 import (
+	"github.com/lifeboat/lifeboat/node/peer"
+
 	"bytes"
 	"fmt"
 	"io"
@@ -153,15 +155,18 @@ func (n *Net) ServeHTTP(addr string, h http.Handler) {
 }
 
 // RoundTripper returns an http.RoundTripper that delivers requests sent
-// from host "from" to the registered handlers. A request to a host that is
-// down, cut off or unknown fails as a dial would: a *net.OpError "dial".
-func (n *Net) RoundTripper(from string) http.RoundTripper {
-	return memRoundTripper{net: n, from: from}
+// from host "from", the node name, to the registered handlers, as the
+// peer endpoints' transport would: naming the caller (peer.WithCaller) as
+// its certificate would. A request to a host that is down, cut off or
+// unknown fails as a dial would: a *net.OpError "dial".
+func (n *Net) RoundTripper(from, name string) http.RoundTripper {
+	return memRoundTripper{net: n, from: from, name: name}
 }
 
 type memRoundTripper struct {
 	net  *Net
 	from string
+	name string
 }
 
 func (rt memRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -177,7 +182,7 @@ func (rt memRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 			Err: fmt.Errorf("no route from %s", rt.from)}
 	}
 	rec := &memResponse{header: http.Header{}, code: http.StatusOK}
-	h.ServeHTTP(rec, req)
+	h.ServeHTTP(rec, req.WithContext(peer.WithCaller(req.Context(), rt.name)))
 	return &http.Response{
 		StatusCode: rec.code, Status: strconv.Itoa(rec.code) + " " + http.StatusText(rec.code),
 		Header: rec.header, Body: io.NopCloser(&rec.body), Request: req,
