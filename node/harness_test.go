@@ -51,6 +51,7 @@ func newTestClusterWith(t *testing.T, spares int, edit func(*Config), peers ...p
 	}
 	for i, p := range peers {
 		cfg := DefaultTestConfig(p.name)
+		cfg.APIToken = testToken
 		if cfg.TLS, err = ca.Issue(p.name, transfer.RolePeer, time.Now()); err != nil {
 			t.Fatal(err)
 		}
@@ -145,6 +146,9 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() er
 }
 
 // status asks a peer for its status through its own Backend.
+// testToken is the write token of every test peer's admin API.
+const testToken = "test-write-token"
+
 func (tc *testCluster) status(name string) api.Status {
 	st, _ := tc.node(name).Status(context.Background())
 	return st

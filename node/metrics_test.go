@@ -16,7 +16,9 @@ func TestMetricsInPrometheusFormat(t *testing.T) {
 	eventually(t, 20*time.Second, "formed", func() error { return shape(tc.status("a1"), 3, 3, 0) })
 	leader := tc.node(tc.status("a1").Leader)
 	rec := httptest.NewRecorder()
-	leader.metrics.instrument(leader.api).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	leader.metrics.instrument(leader.api).ServeHTTP(rec, req)
 	body, _ := io.ReadAll(rec.Body)
 	for _, want := range []string{
 		"# TYPE lifeboat_raft_leader gauge", "lifeboat_raft_leader 1",

@@ -21,6 +21,7 @@ import (
 	"github.com/lifeboat/lifeboat/node/api"
 	"github.com/lifeboat/lifeboat/node/cloud/emulate"
 	"github.com/lifeboat/lifeboat/node/host"
+	"github.com/lifeboat/lifeboat/transfer"
 )
 
 type demoFlags struct {
@@ -137,7 +138,12 @@ func runDemo(ctx context.Context, out io.Writer, df *demoFlags) error {
 		return err
 	}
 	if df.stay {
-		fmt.Fprintf(out, "\nthe cluster stays up: try  bin/lifeboat status --addr %s   (Ctrl-C stops it)\n", peers[1].agent.URL())
+		ops, err := lc.issueClient("demo-operator")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "\nthe cluster stays up (Ctrl-C stops it); try\n  bin/lifeboat status --addr %s --ca-file %s --cert %s --key %s\n",
+			peers[1].agent.URL(), filepath.Join(ops, transfer.CACertFile), filepath.Join(ops, transfer.NodeCertFile), filepath.Join(ops, transfer.NodeKeyFile))
 		<-ctx.Done()
 	}
 	return rep.verdict()
@@ -228,7 +234,7 @@ func startDemoPeers(lc *localCluster, peers []demoPeer) error {
 // the holder's emulator announce a spot interruption and gathers the
 // report. setup bounds the setup; ctx the whole story.
 func runStory(setup, ctx context.Context, out io.Writer, peers []demoPeer, counter, mode string, df *demoFlags) (*demoReport, error) {
-	c, err := api.NewClient(peers[1].agent.URL(), os.Getenv("LIFEBOAT_API_TOKEN"))
+	c, err := credentialsFromEnv().client(peers[1].agent.URL())
 	if err != nil {
 		return nil, err
 	}

@@ -181,6 +181,21 @@ func (lc *localCluster) ensureCert(a *localAgent) error {
 	return id.Save(tlsDir)
 }
 
+// issueClient issues an operator's certificate (role client) of the
+// cluster's CA into dir/NAME and returns that directory.
+func (lc *localCluster) issueClient(name string) (string, error) {
+	ca, err := lc.loadCA()
+	if err != nil {
+		return "", err
+	}
+	id, err := ca.Issue(name, transfer.RoleClient, time.Now())
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(lc.dir, name)
+	return out, id.Save(out)
+}
+
 func containsAgent(list []*localAgent, a *localAgent) bool {
 	for _, x := range list {
 		if x == a {

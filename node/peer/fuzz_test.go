@@ -92,3 +92,7 @@ func FuzzDecodeResults(f *testing.F) {
 func FuzzDecodeClock(f *testing.F) {
 	fuzzDecoder(f, DecodeClock, limitSmall, `{"offset":"-30s"}`, `{"offset":"0s"}`, `{"offset":"1.5h"}`, `{"offset":"24h0m0.000000001s"}`)
 }
+
+func FuzzDecodeHello(f *testing.F) {
+	fuzzDecoder(f, DecodeHello, limitSmall, `{}`, ` {} `)
+}
