@@ -269,7 +269,7 @@ func TestAPIWorkloadsTokensAndBadInput(t *testing.T) {
 		}
 	})
 	t.Run("tokens", func(t *testing.T) {
-		none := &api.Client{Base: agents[0].URL()}
+		none := tokenClient(agents[0].URL(), "")
 		wrong := tokenClient(agents[0].URL(), "nope")
 		if _, err := none.Status(ctx); !errors.Is(err, api.ErrUnauthorized) {
 			t.Errorf("no token: %v, want unauthorized", err)

@@ -196,6 +196,16 @@ func (lc *localCluster) issueClient(name string) (string, error) {
 	return out, id.Save(out)
 }
 
+// agentNamed is the cluster's agent called name, or nil.
+func (lc *localCluster) agentNamed(name string) *localAgent {
+	for _, a := range lc.agents {
+		if a.Name == name {
+			return a
+		}
+	}
+	return nil
+}
+
 func containsAgent(list []*localAgent, a *localAgent) bool {
 	for _, x := range list {
 		if x == a {
