@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os/exec"
@@ -14,17 +15,20 @@ import (
 	"time"
 
 	"github.com/lifeboat/lifeboat/fsm"
+	"github.com/lifeboat/lifeboat/internal/netns"
 	"github.com/lifeboat/lifeboat/node/api"
 	"github.com/lifeboat/lifeboat/node/peer"
 	"github.com/lifeboat/lifeboat/transfer"
 )
 
-// TestTrustBoundary probes a 3-agent cluster of real processes, with
-// default settings, as an outsider would, and checks each probe is
-// refused while the legitimate paths work: the CLI over HTTPS with
-// --ca-file and a token or a client certificate.
+// TestTrustBoundary probes a 3-agent cluster of real processes, each in
+// its own network namespace, with default settings, as an outsider would,
+// and checks each probe is refused while the legitimate paths work: the
+// CLI over HTTPS with --ca-file and a token or a client certificate.
 func TestTrustBoundary(t *testing.T) {
-	agents := trustAgents()
+	agents := trustAgents(t, "t1", "t2", "t3", "rogue")
+	rogue := agents[3]
+	agents = agents[:3]
 	lc := startCluster(t, agents)
 	if _, err := waitStatus(ctxFor(t, 60*time.Second), agents[0].URL(), wantFormed(3)); err != nil {
 		t.Fatal(err)
@@ -101,18 +105,39 @@ func TestTrustBoundary(t *testing.T) {
 		}
 	})
 	t.Run("a rogue host of another CA is never a peer", func(t *testing.T) {
-		rogueNeverTakenIn(t, ctx, lc, agents)
+		rogueNeverTakenIn(t, ctx, lc, agents, rogue)
 	})
 	t.Run("forged lease renewals do not hold a stopped holder", func(t *testing.T) {
 		forgedLeaseFailsOver(t, ctx, lc, agents)
 	})
 }
 
-func trustAgents() []*localAgent {
+// trustAgents are agents in namespaces of their own on a switch the test
+// makes (10.235.0.0/24); the namespaces go when the test ends, with
+// whatever is left in them.
+func trustAgents(t *testing.T, names ...string) []*localAgent {
+	if _, err := netns.CleanupStale(netns.Prefix + "tb"); err != nil {
+		t.Logf("stale namespaces: %v", err)
+	}
+	sw, err := netns.NewSwitch("tbsw", "10.235.0.254", 24)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sw.Close() })
 	var out []*localAgent
-	for i, z := range []string{"a", "b", "c"} {
-		out = append(out, &localAgent{Name: "t" + string(rune('1'+i)), IP: "127.0.0.4" + string(rune('1'+i)), Zone: z,
-			Args: []string{"--bootstrap-expect", "3", "--spares", "1", "--api-token", writeToken}})
+	for i, name := range names {
+		ns, err := netns.New("tb" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { killNS(ns); ns.Close() })
+		ip := fmt.Sprintf("10.235.0.%d", i+1)
+		if err := sw.Plug(ns, ip); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, &localAgent{Name: name, IP: ip, Zone: string(rune('a' + i%3)),
+			Args: []string{"--bootstrap-expect", "3", "--spares", "1", "--api-token", writeToken},
+			Wrap: func(bin string, args ...string) *exec.Cmd { return ns.Command(bin, args...) }})
 	}
 	return out
 }
@@ -129,9 +154,9 @@ func cli(args ...string) (string, error) {
 // and that knows the join address: gossip lets it in, but it is never
 // recorded, never a server, never leased, never given work and never
 // sent the state.
-func rogueNeverTakenIn(t *testing.T, ctx context.Context, lc *localCluster, agents []*localAgent) {
+func rogueNeverTakenIn(t *testing.T, ctx context.Context, lc *localCluster, agents []*localAgent, rogue *localAgent) {
 	other, _ := transfer.NewCA("rogue", time.Now())
-	rogue := &localAgent{Name: "rogue", IP: "127.0.0.49", Zone: "a", Args: []string{"--api-token", writeToken}}
+	rogue.Args = []string{"--api-token", writeToken}
 	id, _ := other.IssueSANs("rogue", transfer.RolePeer, transfer.SANs{IPs: []net.IP{net.ParseIP(rogue.IP)}}, time.Now())
 	if err := id.Save(filepath.Join(lc.dir, rogue.Name, "data", "tls")); err != nil {
 		t.Fatal(err)
