@@ -242,7 +242,7 @@ func (h *Host) waitStatus(ctx context.Context, ok func(api.Status) bool) (api.St
 		}
 		lastErr = err
 		if !h.Running() {
-			return last, fmt.Errorf("cluster: %s: the agent exited (see %s)", h.Name, h.LogPath())
+			return last, fmt.Errorf("cluster: %s: the agent exited (see %s): %s", h.Name, h.LogPath(), lastLines(h.LogPath(), 3))
 		}
 		select {
 		case <-ctx.Done():
@@ -259,4 +259,14 @@ func Summary(st api.Status) string {
 		parts = append(parts, fmt.Sprintf("%s=%s/%s/%s", m.Name, m.State, m.Role, m.Zone))
 	}
 	return fmt.Sprintf("node=%q leader=%q [%s]", st.Node, st.Leader, strings.Join(parts, " "))
+}
+
+// lastLines is the last n lines of the file at path, for an error.
+func lastLines(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], " | ")
 }
