@@ -57,7 +57,24 @@ func Fingerprint(key []byte) string {
 	h := sha256.New()
 	h.Write([]byte("lifeboat gossip key\x00"))
 	h.Write(key)
-	return hex.EncodeToString(h.Sum(nil)[:8])
+	return hex.EncodeToString(h.Sum(nil)[:FingerprintLen/2])
+}
+
+// FingerprintLen is the length of a Fingerprint.
+const FingerprintLen = 16
+
+// CheckFingerprint reports whether s looks like a Fingerprint (16 lower-case
+// hex digits); the error names the problem and wraps ErrInvalidKey.
+func CheckFingerprint(s string) error {
+	if len(s) != FingerprintLen {
+		return fmt.Errorf("%w: fingerprint %.40q: want %d hex digits", ErrInvalidKey, s, FingerprintLen)
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return fmt.Errorf("%w: fingerprint %q: want %d lower-case hex digits", ErrInvalidKey, s, FingerprintLen)
+		}
+	}
+	return nil
 }
 
 // EncodeKey is a key as a key file holds it: standard base64.
@@ -228,3 +245,7 @@ func writeSynced(path string, data []byte, flag int) error {
 	}
 	return nil
 }
+
+// CheckKey reports whether k has an AES key length (16, 24 or 32 bytes);
+// errors wrap ErrInvalidKey.
+func CheckKey(k []byte) error { return checkKey(k) }

@@ -92,3 +92,10 @@ func FuzzDecodeResults(f *testing.F) {
 func FuzzDecodeClock(f *testing.F) {
 	fuzzDecoder(f, DecodeClock, limitSmall, `{"offset":"-30s"}`, `{"offset":"0s"}`, `{"offset":"1.5h"}`, `{"offset":"24h0m0.000000001s"}`)
 }
+
+func FuzzDecodeKeyring(f *testing.F) {
+	fuzzDecoder(f, DecodeKeyring, limitKeyring, `{"op":"list"}`,
+		`{"op":"install","key":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}`,
+		`{"op":"use","fingerprint":"0123456789abcdef"}`, `{"op":"remove","fingerprint":"0123456789ABCDEF"}`,
+		`{"op":"list","key":""}`, `{"op":"install","key":"c2hvcnQ="}`)
+}

@@ -88,6 +88,7 @@ func Register(s *api.Server, h Handler, opts Options) {
 	s.Handle("POST "+pathMigrate, endpoint[MigrateRequest, ActionAnswer]{decode: DecodeMigrate, call: h.Migrate}.serve)
 	s.Handle("POST "+pathSend, endpoint[SendRequest, noAnswer]{decode: DecodeSend, call: noAnswerOf(h.Send)}.serve)
 	s.Handle("POST "+pathResults, endpoint[ResultsRequest, []fsm.Result]{decode: DecodeResults, lead: lead, call: h.Results}.serve)
+	registerKeyring(s, h)
 	if c, ok := h.(ClockHandler); ok && opts.UnsafeClockControl {
 		s.Handle("POST "+pathClock, endpoint[ClockRequest, ClockAnswer]{decode: DecodeClock, call: c.Clock}.serve)
 	}
