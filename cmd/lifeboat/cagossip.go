@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lifeboat/lifeboat/gossip"
+	"github.com/lifeboat/lifeboat/node"
 	"github.com/lifeboat/lifeboat/transfer"
 )
 
@@ -69,7 +70,7 @@ func makeGossipKey(dir string, replace bool) (string, error) {
 func refuseGossipKey(dir string) error {
 	p := filepath.Join(dir, gossip.KeyFile)
 	if _, err := os.Stat(p); err == nil {
-		return fmt.Errorf("%w: %s already exists: not overwriting a gossip key", errUsage, p)
+		return fmt.Errorf("ca: %s already exists: not overwriting a gossip key", p)
 	}
 	return nil
 }
@@ -106,4 +107,41 @@ func tlsDirGossipKey(tlsDir string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: --tls-dir: %v", errUsage, err)
 	}
 	return key, nil
+}
+
+// gossipKeyring picks where the agent's gossip keys come from: --gossip-key
+// (which replaces the keyring the agent keeps in DATA_DIR), else that
+// kept keyring (the node reads it), else TLS_DIR/gossip.key. With none the
+// agent does not start: gossip is encrypted by default.
+func gossipKeyring(c *node.Config, tlsDir string) error {
+	if len(c.GossipKeys) > 0 {
+		c.GossipKeysOverride = true
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(c.DataDir, gossip.KeyringFile)); err == nil {
+		return nil
+	}
+	key, err := tlsDirGossipKey(tlsDir)
+	if err != nil {
+		return err
+	}
+	if key == nil {
+		return fmt.Errorf("%w: no gossip key: gossip is encrypted by default, and neither --gossip-key, %s nor %s holds one. "+
+			"`lifeboat ca issue %s --ca CA --out %s` copies CA/gossip.key there (a CA made before gossip keys gets one with "+
+			"`lifeboat ca gossip-key --dir CA`)", errUsage, filepath.Join(c.DataDir, gossip.KeyringFile),
+			filepath.Join(tlsDir, gossip.KeyFile), c.Name, tlsDir)
+	}
+	c.GossipKeys = [][]byte{key}
+	return nil
+}
+
+// ensureGossipKey gives a local cluster's agent the cluster's gossip key,
+// made beside its CA on first use.
+func ensureGossipKey(caDir, tlsDir string) error {
+	if _, err := os.Stat(filepath.Join(caDir, gossip.KeyFile)); errors.Is(err, fs.ErrNotExist) {
+		if _, err := makeGossipKey(caDir, false); err != nil {
+			return err
+		}
+	}
+	return handGossipKey(io.Discard, caDir, tlsDir, transfer.RolePeer)
 }

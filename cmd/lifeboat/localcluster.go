@@ -106,7 +106,10 @@ func (lc *localCluster) ensureCert(a *localAgent) error {
 	if err != nil {
 		return err
 	}
-	return id.Save(tlsDir)
+	if err := id.Save(tlsDir); err != nil {
+		return err
+	}
+	return ensureGossipKey(caDir, tlsDir)
 }
 
 func containsAgent(list []*localAgent, a *localAgent) bool {
