@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"github.com/lifeboat/lifeboat/fsm"
@@ -46,6 +48,10 @@ func (k *gossipKeys) load(cfg Config) ([][]byte, error) {
 	keys, source := kept, k.path
 	if cfg.GossipKeysOverride || missing {
 		keys, source = cfg.GossipKeys, "configuration"
+	}
+	if cfg.GossipKeysOverride && len(kept) > 0 && len(keys) > 0 && !slices.EqualFunc(kept, keys, bytes.Equal) {
+		k.log.Warn("the configured gossip keys replace the keyring kept in the data dir",
+			"kept_primary", gossip.Fingerprint(kept[0]), "primary", gossip.Fingerprint(keys[0]))
 	}
 	if len(keys) == 0 {
 		if cfg.Net == nil {
