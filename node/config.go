@@ -51,9 +51,16 @@ type Config struct {
 	HTTPPort     int
 	IngressPort  int
 
-	// GossipKeys encrypt gossip; the first is primary. Empty: no
-	// encryption (tests on the in-memory network only: the CLI refuses).
+	// GossipKeys encrypt gossip; the first is primary. They seed the
+	// keyring the node keeps in DATA_DIR/gossip.keyring: once that file
+	// exists (rotations through the API update it) it wins, unless
+	// GossipKeysOverride. Empty with no kept keyring: refused on the real
+	// network (ErrNoGossipKey); no encryption on the in-memory one.
 	GossipKeys [][]byte
+	// GossipKeysOverride makes GossipKeys replace the kept keyring (the
+	// agent's --gossip-key: the operator's explicit word, for a rotation
+	// by restarts) instead of only seeding it.
+	GossipKeysOverride bool
 	// APIToken grants read and write on the admin API; APIReadToken grants
 	// read only. With neither, only client certificates do: the API is
 	// never open.

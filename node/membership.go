@@ -163,7 +163,11 @@ func (n *Node) startGossip() error {
 	gc.BindPort = n.cfg.GossipPort
 	gc.AdvertiseAddr = n.addr
 	gc.AdvertisePort = n.cfg.GossipPort
-	gc.Keys = n.cfg.GossipKeys
+	keys, err := n.keys.load(n.cfg)
+	if err != nil {
+		return err
+	}
+	gc.Keys = keys
 	gc.Logger = n.log.With("part", "gossip")
 	if n.cfg.Gossip.Probe > 0 {
 		gc.ProbeInterval = n.cfg.Gossip.Probe

@@ -82,6 +82,7 @@ type Node struct {
 	leases  *leases         // node leases, both ends
 	fence   *fence          // the holder's self-fence and this host's doom
 	self    *membership     // this node in the gossip pool
+	keys    *gossipKeys     // this node's gossip keyring, kept in the data dir
 	pilot   *autopilot      // the leader's server set
 	syncer  *syncer         // the supervisor follows the replica
 	commits *committer      // the holder's two-phase commit
@@ -147,6 +148,7 @@ func (n *Node) wire(startedAt time.Time) {
 	n.fence = &fence{name: name, disabled: cfg.Unsafe.NoFencing, startedAt: startedAt, now: n.now, mono: n.mono,
 		leases: n.leases, rep: n.rep, prop: n.prop, sync: n.syncer, metrics: n.metrics, log: log}
 	n.self = &membership{join: cfg.Join, rep: n.rep, fence: n.fence, log: log.With("part", "gossip")}
+	n.keys = &gossipKeys{path: filepath.Join(cfg.DataDir, gossip.KeyringFile), dir: n.dir, log: log.With("part", "gossip")}
 	n.pilot = &autopilot{cfg: placement.AutopilotConfig{Voters: cfg.Voters, Spares: cfg.Spares}, timeout: cfg.ForwardTimeout,
 		rep: n.rep, leases: n.leases, now: n.now, metrics: n.metrics, log: log}
 	n.commits = &committer{name: name, state: n.rep, peers: n.dir, prop: n.prop, crash: crash, now: n.now, metrics: n.metrics, log: log,

@@ -86,8 +86,9 @@ func (af *agentFlags) register(cmd *cobra.Command) {
 	f.StringVar(&c.TransferNetwork, "transfer-network", c.TransferNetwork, "how this peer ships checkpoints: quic, or tcp (mutual TLS over TCP)")
 	f.IntVar(&c.HTTPPort, "http-port", c.HTTPPort, "admin API port")
 	f.IntVar(&c.IngressPort, "ingress-port", c.IngressPort, "ingress proxy port")
-	f.StringSliceVar(&af.gossipKeys, "gossip-key", nil, "base64 gossip encryption key(s) of 16, 24 or 32 bytes; the first is used to send")
-	f.StringVar(&af.tlsDir, "tls-dir", "", "this node's certificate: ca.crt, node.crt, node.key from `lifeboat ca issue` (default DATA_DIR/tls)")
+	f.StringSliceVar(&af.gossipKeys, "gossip-key", nil, "base64 gossip encryption key(s) of 16, 24 or 32 bytes; the first is used to send "+
+		"(default: the keyring kept in DATA_DIR, else TLS_DIR/gossip.key from `lifeboat ca issue`; given, it replaces the kept keyring)")
+	f.StringVar(&af.tlsDir, "tls-dir", "", "this node's certificate: ca.crt, node.crt, node.key and gossip.key from `lifeboat ca issue` (default DATA_DIR/tls)")
 	f.StringVar(&c.APIToken, "api-token", "", "bearer token for read and write on the admin API (never accepted between peers)")
 	f.BoolVar(&c.InsecureAPI, "insecure-api", false, "serve the admin API as plain HTTP; only with a loopback --bind, for experiments")
 	f.StringVar(&c.APIReadToken, "api-read-token", "", "bearer token for read-only access to the admin API")
@@ -163,7 +164,7 @@ func (af *agentFlags) toConfig() (node.Config, error) {
 		}
 		return c, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	return c, nil
+	return c, gossipKeyring(&c, tlsDir)
 }
 
 // watchCloud starts listening to the cloud's metadata service (never on a

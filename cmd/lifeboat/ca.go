@@ -22,7 +22,7 @@ func newCACmd() *cobra.Command {
 			"--tls-dir (default DATA_DIR/tls); `ca issue NAME --role client` signs an\n" +
 			"operator's (the CLI's --cert/--key). Keep ca.key off the peers.",
 	}
-	cmd.AddCommand(newCAInitCmd(), newCAIssueCmd())
+	cmd.AddCommand(newCAInitCmd(), newCAIssueCmd(), newCAGossipKeyCmd())
 	return cmd
 }
 
@@ -30,21 +30,28 @@ func newCAInitCmd() *cobra.Command {
 	var dir, name string
 	cmd := &cobra.Command{
 		Use:   "init",
-		Short: "Make a cluster CA (ca.crt, ca.key) in --dir",
+		Short: "Make a cluster CA (ca.crt, ca.key) and the gossip key (gossip.key) in --dir",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ca, err := transfer.NewCA(name, time.Now())
 			if err != nil {
 				return fmt.Errorf("%w: %v", errUsage, err)
 			}
+			if err := refuseGossipKey(dir); err != nil {
+				return err
+			}
 			if err := ca.Save(dir); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "CA %q in %s (valid until %s)\n", name, dir, ca.Cert.NotAfter.Format(time.DateOnly))
+			fp, err := makeGossipKey(dir, false)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "CA %q in %s (valid until %s); gossip key %s\n", name, dir, ca.Cert.NotAfter.Format(time.DateOnly), fp)
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dir, "dir", "lifeboat-ca", "directory for ca.crt and ca.key (ca.key is 0600)")
+	cmd.Flags().StringVar(&dir, "dir", "lifeboat-ca", "directory for ca.crt, ca.key and gossip.key (the keys are 0600)")
 	cmd.Flags().StringVar(&name, "name", "lifeboat", "the cluster's name, written into the CA's subject")
 	return cmd
 }
@@ -54,7 +61,7 @@ func newCAIssueCmd() *cobra.Command {
 	var ips, dns []string
 	cmd := &cobra.Command{
 		Use:   "issue NAME",
-		Short: "Sign a certificate for node NAME into --out (ca.crt, node.crt, node.key)",
+		Short: "Sign a certificate for node NAME into --out (ca.crt, node.crt, node.key; a peer also gets gossip.key)",
 		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
@@ -74,6 +81,9 @@ func newCAIssueCmd() *cobra.Command {
 				out = name
 			}
 			if err := id.Save(out); err != nil {
+				return err
+			}
+			if err := handGossipKey(cmd.ErrOrStderr(), caDir, out, role); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "certificate for %s (role %s) in %s (valid until %s); start the agent with --tls-dir %s\n",

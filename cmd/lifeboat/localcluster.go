@@ -178,7 +178,10 @@ func (lc *localCluster) ensureCert(a *localAgent) error {
 	if err != nil {
 		return err
 	}
-	return id.Save(tlsDir)
+	if err := id.Save(tlsDir); err != nil {
+		return err
+	}
+	return ensureGossipKey(lc.ca(), tlsDir)
 }
 
 // issueClient issues an operator's certificate (role client) of the

@@ -38,7 +38,7 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w: %v (see %s --help)", errUsage, err, c.CommandPath())
 	})
-	root.AddCommand(newAgentCmd(), newStatusCmd(), newWorkloadCmd(), newDemoCmd(), newVersionCmd(), newDoctorCmd(), newCACmd(), newNodeCmd(), newEmulateCmd(), newKeeperCmd(), newLoadCmd())
+	root.AddCommand(newAgentCmd(), newStatusCmd(), newWorkloadCmd(), newDemoCmd(), newVersionCmd(), newDoctorCmd(), newCACmd(), newNodeCmd(), newEmulateCmd(), newKeeperCmd(), newLoadCmd(), newGossipCmd())
 	return root
 }
 

@@ -151,14 +151,19 @@ func cli(args ...string) (string, error) {
 }
 
 // rogueNeverTakenIn starts an agent whose certificate is of another CA
-// and that knows the join address: gossip lets it in, but it is never
+// and that holds the cluster's gossip key: gossip lets it in, but it is never
 // recorded, never a server, never leased, never given work and never
 // sent the state.
 func rogueNeverTakenIn(t *testing.T, ctx context.Context, lc *localCluster, agents []*localAgent, rogue *localAgent) {
 	other, _ := transfer.NewCA("rogue", time.Now())
 	rogue.Args = []string{"--api-token", writeToken}
 	id, _ := other.IssueSANs("rogue", transfer.RolePeer, transfer.SANs{IPs: []net.IP{net.ParseIP(rogue.IP)}}, time.Now())
-	if err := id.Save(filepath.Join(lc.dir, rogue.Name, "data", "tls")); err != nil {
+	tlsDir := filepath.Join(lc.dir, rogue.Name, "data", "tls")
+	if err := id.Save(tlsDir); err != nil {
+		t.Fatal(err)
+	}
+	// The gossip key leaked: it gets into the pool, and no further.
+	if err := ensureGossipKey(lc.ca(), tlsDir); err != nil {
 		t.Fatal(err)
 	}
 	if err := lc.start(rogue, agents[0].IP); err != nil {

@@ -8,10 +8,13 @@ import (
 	"strings"
 )
 
-// initCA makes the cluster's CA in dir with `lifeboat ca init`, unless
-// dir already holds one (ca.crt and ca.key).
+// initCA makes the cluster's CA and gossip key in dir with `lifeboat ca
+// init`, unless dir already holds a CA (ca.crt and ca.key).
 func initCA(bin, dir string) error {
 	if exists(filepath.Join(dir, "ca.crt")) && exists(filepath.Join(dir, "ca.key")) {
+		if !exists(filepath.Join(dir, "gossip.key")) { // a CA made before gossip keys
+			return runBin(bin, "ca", "gossip-key", "--dir", dir)
+		}
 		return nil
 	}
 	return runBin(bin, "ca", "init", "--dir", dir, "--name", "jepsen")

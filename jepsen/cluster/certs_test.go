@@ -28,7 +28,7 @@ func TestCerts(t *testing.T) {
 	if err := issueCert(bin, ca, "h1", "10.0.0.1", out); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"ca.crt", "node.crt", "node.key"} {
+	for _, f := range []string{"ca.crt", "node.crt", "node.key", "gossip.key"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Errorf("issued files: %v", err)
 		}

@@ -99,6 +99,7 @@ func (s *Server) routes() {
 		respond(w, http.StatusOK, res, err)
 	}))
 	s.mux.HandleFunc("GET /v1/migrations", s.guard(false, s.migrations))
+	s.keyRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, fmt.Errorf("%w: no such endpoint: %s %s", fsm.ErrNotFound, r.Method, r.URL.Path))
 	})

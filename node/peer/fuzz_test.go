@@ -96,3 +96,10 @@ func FuzzDecodeClock(f *testing.F) {
 func FuzzDecodeHello(f *testing.F) {
 	fuzzDecoder(f, DecodeHello, limitSmall, `{}`, ` {} `)
 }
+
+func FuzzDecodeKeyring(f *testing.F) {
+	fuzzDecoder(f, DecodeKeyring, limitKeyring, `{"op":"list"}`,
+		`{"op":"install","key":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}`,
+		`{"op":"use","fingerprint":"0123456789abcdef"}`, `{"op":"remove","fingerprint":"0123456789ABCDEF"}`,
+		`{"op":"list","key":""}`, `{"op":"install","key":"c2hvcnQ="}`)
+}

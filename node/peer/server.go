@@ -95,6 +95,7 @@ func NewHandler(h Handler, opts Options) http.Handler {
 	mux.HandleFunc("POST "+pathResults, endpoint[ResultsRequest, []fsm.Result]{decode: DecodeResults, lead: lead, call: h.Results}.serve)
 	mux.HandleFunc("POST "+pathHello, endpoint[HelloRequest, HelloAnswer]{decode: DecodeHello,
 		call: func(context.Context, HelloRequest) (HelloAnswer, error) { return HelloAnswer{Name: opts.Name}, nil }}.serve)
+	registerKeyring(mux, h)
 	if c, ok := h.(ClockHandler); ok && opts.UnsafeClockControl {
 		mux.HandleFunc("POST "+pathClock, endpoint[ClockRequest, ClockAnswer]{decode: DecodeClock, call: c.Clock}.serve)
 	}
