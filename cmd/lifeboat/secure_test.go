@@ -70,11 +70,11 @@ func TestTrustBoundary(t *testing.T) {
 			{"--ca-file", caFile, "--token", "", "--cert", filepath.Join(ops, transfer.NodeCertFile), "--key", filepath.Join(ops, transfer.NodeKeyFile)},
 		}
 		for _, creds := range ok {
-			if out, err := cli(append([]string{"status", "--addr", url}, creds...)...); err != nil || !strings.Contains(out, agents[0].Name) {
+			if out, err := runCLI(append([]string{"status", "--addr", url}, creds...)...); err != nil || !strings.Contains(out, agents[0].Name) {
 				t.Errorf("status %q: %v\n%s", creds, err, out)
 			}
 		}
-		if out, err := cli("status", "--addr", url, "--ca-file", "", "--token", writeToken); err == nil || !strings.Contains(out, "certificate") {
+		if out, err := runCLI("status", "--addr", url, "--ca-file", "", "--token", writeToken); err == nil || !strings.Contains(out, "certificate") {
 			t.Errorf("status without the CA: %v\n%s; want a certificate error", err, out)
 		}
 	})
@@ -143,7 +143,7 @@ func trustAgents(t *testing.T, names ...string) []*localAgent {
 }
 
 // cli runs the binary; its combined output is returned.
-func cli(args ...string) (string, error) {
+func runCLI(args ...string) (string, error) {
 	cmd := exec.Command(testBin, args...)
 	cmd.Env = append(cmd.Environ(), "LIFEBOAT_CA_FILE=", "LIFEBOAT_API_TOKEN=")
 	out, err := cmd.CombinedOutput()
