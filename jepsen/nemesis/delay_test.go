@@ -3,6 +3,7 @@ package nemesis
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -207,7 +208,7 @@ func checkDelayOnce(t *testing.T, c *cluster.Cluster, seed uint64) {
 			from = c.Hosts[2]
 		}
 	}
-	slow, err := getIn(from.NS, to.API()+"/v1/status", 3)
+	slow, err := getIn(from.NS, to.API()+"/healthz", c.APITLS(), 3)
 	if err != nil {
 		t.Fatalf("%s -> %s status: %v", from.Name, to.Name, err)
 	}
@@ -227,7 +228,7 @@ func checkDelayOnce(t *testing.T, c *cluster.Cluster, seed uint64) {
 	if !waitRaftVia(c, c.RootIP(), false) {
 		t.Errorf("Raft connections still come from the proxy (%s) after heal", c.RootIP())
 	}
-	fast, err := getIn(from.NS, to.API()+"/v1/status", 3)
+	fast, err := getIn(from.NS, to.API()+"/healthz", c.APITLS(), 3)
 	t.Logf("%s -> %s: status in %v after heal (err %v)", from.Name, to.Name, fast, err)
 	if err != nil || fast >= 2*d {
 		t.Errorf("%s -> %s after heal: %v, %v; want under 2d = %v", from.Name, to.Name, fast, err, 2*d)
@@ -253,8 +254,8 @@ func waitRaftVia(c *cluster.Cluster, ip string, want bool) bool {
 
 // getIn is the quickest of n GETs of url on new connections from inside
 // ns.
-func getIn(ns *netns.NS, url string, n int) (time.Duration, error) {
-	tr := &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, _, addr string) (c net.Conn, err error) {
+func getIn(ns *netns.NS, url string, tc *tls.Config, n int) (time.Duration, error) {
+	tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: tc, DialContext: func(ctx context.Context, _, addr string) (c net.Conn, err error) {
 		err = ns.Do(func() error { c, err = (&net.Dialer{}).DialContext(ctx, "tcp4", addr); return err })
 		return c, err
 	}}
