@@ -290,6 +290,7 @@ func (n *Node) startRuntime() error {
 	rc := runtime.DefaultConfig(n.cfg.DataDir)
 	rc.Store = store
 	rc.Logger = n.log.With("part", "runtime")
+	rc.Init = n.cfg.WorkloadInit
 	rc.Env = []string{"LIFEBOAT_API=http://" + net.JoinHostPort(n.cfg.advertise(), strconv.Itoa(n.cfg.HTTPPort))}
 	auth := api.Auth{Write: n.cfg.APIToken}
 	rc.WorkloadEnv = func(id string, epoch uint64) []string {
