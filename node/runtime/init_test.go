@@ -200,3 +200,19 @@ func TestInitRefusesOutsideItsNamespace(t *testing.T) {
 		t.Errorf("output %q does not say %q", out, want)
 	}
 }
+
+// TestConfigInitMustBeAbsolute: CRIU restores the init by path, so a
+// relative one (which would resolve against the agent's working
+// directory) is refused by name.
+func TestConfigInitMustBeAbsolute(t *testing.T) {
+	cfg := DefaultConfig(t.TempDir())
+	cfg.Store = testStore(t, cfg.DataDir)
+	cfg.Init = "bin/lifeboat-init"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "Init") {
+		t.Errorf("Validate() = %v, want an error naming Init", err)
+	}
+	cfg.Init = "/usr/local/bin/lifeboat-init"
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("an absolute Init: %v", err)
+	}
+}
