@@ -5,6 +5,9 @@ GO      ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 BIN     := bin/lifeboat
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 export GOFLAGS := -buildvcs=false
+# The workload init (cmd/lifeboat-init): C and static, as small as CRIU's
+# images of it should be (docs/ARCHITECTURE.md, "The workload init").
+INIT_CFLAGS := -static -Os -s -Wall -Wextra -Werror
 
 .PHONY: all build deps test test-short demo lint bench jepsen clean
 
@@ -13,6 +16,8 @@ all: build
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/lifeboat
 	$(GO) build -o bin/counter ./examples/counter
+	@command -v $(CC) >/dev/null 2>&1 || { echo "make build: no C compiler ($(CC)) for bin/lifeboat-init; make deps installs gcc" >&2; exit 1; }
+	$(CC) $(INIT_CFLAGS) -o bin/lifeboat-init cmd/lifeboat-init/lifeboat-init.c
 
 deps:
 	@bash deploy/deps.sh

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/lifeboat/lifeboat/internal/monotime"
@@ -98,6 +99,12 @@ type Config struct {
 	// "--state PATH" is appended. The agent sets it to its own binary's
 	// hidden `fence-keeper` command; empty runs no keeper.
 	KeeperCommand []string
+	// WorkloadInit is the tiny init (lifeboat-init) shell workloads run
+	// under as PID 1 of their PID namespace, so that a stop's SIGTERM
+	// reaches them (node/runtime/init.go): an absolute path, the same on
+	// every peer. The agent sets it to lifeboat-init beside its own binary;
+	// empty runs shells as PID 1 themselves.
+	WorkloadInit string
 
 	// Raft tunes Raft's timings; Gossip tunes failure detection.
 	Raft   RaftTimings
@@ -223,6 +230,7 @@ func (c Config) Validate() error {
 		{c.AutopilotInterval <= 0 || c.BootstrapSettle < 0 || c.ForwardTimeout <= 0, "autopilot, bootstrap and forward timings: must be > 0"},
 		{c.CheckpointGCGrace < 0, "checkpoint gc grace: must be ≥ 0"},
 		{c.InsecureAPI && !loopback(c.BindAddr), fmt.Sprintf("insecure-api: plain HTTP is allowed only on a loopback bind address, not %q", c.BindAddr)},
+		{c.WorkloadInit != "" && !filepath.IsAbs(c.WorkloadInit), fmt.Sprintf("workload-init: %q must be an absolute path", c.WorkloadInit)},
 	}
 	for _, ch := range checks {
 		if ch.bad {

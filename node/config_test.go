@@ -36,6 +36,7 @@ func TestConfigValidateNamesTheSetting(t *testing.T) {
 		"no throughput":        {func(c *Config) { c.Evacuation.Throughput = 0 }, "evacuation throughput"},
 		"two ports alike":      {func(c *Config) { c.RaftPort = c.GossipPort }, "gossip-port and raft-port"},
 		"another node's cert":  {func(c *Config) { c.Name = "b1" }, "names a1"},
+		"relative init":        {func(c *Config) { c.WorkloadInit = "bin/lifeboat-init" }, "workload-init"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := good

@@ -299,6 +299,7 @@ func (n *Node) startRuntime() error {
 	rc := runtime.DefaultConfig(n.cfg.DataDir)
 	rc.Store = store
 	rc.Logger = n.log.With("part", "runtime")
+	rc.Init = n.cfg.WorkloadInit
 	rc.Env = n.workloadEnv()
 	auth := n.apiAuth()
 	rc.WorkloadEnv = func(id string, epoch uint64) []string {

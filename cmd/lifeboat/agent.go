@@ -102,6 +102,7 @@ func (af *agentFlags) register(cmd *cobra.Command) {
 	f.BoolVar(&c.Unsafe.ClockControl, "unsafe-clock-control", false, "TESTS ONLY: a wall clock that POST /v1/internal/clock steps (the Jepsen clock-jump nemesis)")
 	_ = f.MarkHidden("unsafe-clock-control")
 	f.StringVar(&af.criuPath, "criu", host.FindCRIU(), "criu binary for the criu checkpoint mode (\"\": none; the mode is offered only when `lifeboat doctor` says it works)")
+	f.StringVar(&c.WorkloadInit, "workload-init", findWorkloadInit(), "the tiny init shell workloads run under as PID 1 of their namespace, so that a stop's SIGTERM reaches them (\"\": none; default: lifeboat-init beside this binary)")
 	f.StringVar(&af.logLevel, "log-level", "info", "debug|info|warn|error")
 	f.StringVar(&af.logFormat, "log-format", "text", "text|json")
 	f.StringVar(&af.configFile, "config", "", "YAML file with the same keys as these flags")
@@ -141,6 +142,9 @@ func (af *agentFlags) toConfig() (node.Config, error) {
 		return c, err
 	}
 	c.Logger = log
+	if err := checkWorkloadInit(c.WorkloadInit, log); err != nil {
+		return c, err
+	}
 	if err := af.watchCloud(&c, log); err != nil {
 		return c, err
 	}
@@ -229,6 +233,37 @@ func (af *agentFlags) checkpointers(log *slog.Logger) ([]runtime.Checkpointer, e
 		return cks, nil
 	}
 	return append([]runtime.Checkpointer{criu}, cks...), nil
+}
+
+// findWorkloadInit is lifeboat-init beside this binary (make build puts it
+// there), or "" when there is none.
+func findWorkloadInit() string {
+	self, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	p := filepath.Join(filepath.Dir(self), "lifeboat-init")
+	if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
+		return ""
+	}
+	return p
+}
+
+// checkWorkloadInit refuses a --workload-init that is not an executable
+// file, and says what running without one costs.
+func checkWorkloadInit(path string, log *slog.Logger) error {
+	if path == "" {
+		log.Warn("no workload init (lifeboat-init, which make build puts beside lifeboat): shell workloads run as PID 1 of their namespace, which ignores SIGTERM, so stopping one waits the whole grace and kills it")
+		return nil
+	}
+	fi, err := os.Stat(path)
+	if err == nil && (!fi.Mode().IsRegular() || fi.Mode()&0o111 == 0) {
+		err = errors.New("not an executable file")
+	}
+	if err != nil {
+		return fmt.Errorf("%w: --workload-init %s: %v", errUsage, path, err)
+	}
+	return nil
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {

@@ -15,7 +15,8 @@ import (
 // stderr appended to the log file, no inherited descriptors beyond 0-2
 // (Go sets close-on-exec on everything it opens), no mount namespace,
 // GODEBUG=multipathtcp=0 (CRIU cannot dump MPTCP sockets) and the epoch in
-// LIFEBOAT_EPOCH. extraEnv comes last and wins.
+// LIFEBOAT_EPOCH. extraEnv comes last and wins. A shell command runs under
+// the workload init (argv).
 func launch(w Workload, extraEnv ...string) (*os.Process, error) {
 	if len(w.Spec.Command) == 0 {
 		return nil, fmt.Errorf("workload %s: empty command", w.Spec.ID)
@@ -33,12 +34,17 @@ func launch(w Workload, extraEnv ...string) (*os.Process, error) {
 		return nil, err
 	}
 	defer devnull.Close()
-	cmd := exec.Command(w.Spec.Command[0], w.Spec.Command[1:]...)
+	ownPIDNS := os.Geteuid() == 0
+	args, err := argv(w, ownPIDNS)
+	if err != nil {
+		return nil, fmt.Errorf("workload %s: starting %s: %w", w.Spec.ID, filepath.Base(w.Spec.Command[0]), err)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Dir = w.Dir
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
 	cmd.Env = workloadEnv(w, extraEnv)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if os.Geteuid() == 0 {
+	if ownPIDNS {
 		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID
 	}
 	if err := cmd.Start(); err != nil {

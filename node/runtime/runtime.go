@@ -30,6 +30,9 @@ type Workload struct {
 	Dir string
 	// Env is added to the environment the node gives every workload.
 	Env []string
+	// Init is the workload init a shell command runs under (init.go), an
+	// absolute path; empty runs the shell as PID 1 itself.
+	Init string
 }
 
 // LogPath is where the workload's stdout and stderr go.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -70,7 +71,12 @@ type Config struct {
 	// WorkloadEnv, when set, adds to one workload's environment under an
 	// epoch (LIFEBOAT_TOKEN: its credential for its own results log).
 	WorkloadEnv func(id string, epoch uint64) []string
-	Logger      *slog.Logger
+	// Init is the workload init (lifeboat-init) shell commands run under
+	// as PID 1 of their PID namespace (init.go): an absolute path, the same
+	// on every node (CRIU restores it by path). Empty: none, and a stop of
+	// a shell waits StopTimeout out.
+	Init   string
+	Logger *slog.Logger
 }
 
 // DefaultConfig returns production settings for dataDir; the caller sets
@@ -93,6 +99,8 @@ func (c Config) Validate() error {
 		return errors.New("runtime: StopTimeout must be > 0")
 	case c.PrestartTTL <= 0:
 		return errors.New("runtime: PrestartTTL must be > 0")
+	case c.Init != "" && !filepath.IsAbs(c.Init):
+		return fmt.Errorf("runtime: Init %q must be an absolute path (CRIU restores the init by path)", c.Init)
 	}
 	return nil
 }

@@ -38,6 +38,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building examples/counter:", err)
 		os.Exit(1)
 	}
+	initBin, initBuildErr = buildInit(dir)
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

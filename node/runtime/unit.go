@@ -103,7 +103,7 @@ func (s *Supervisor) workload(spec fsm.WorkloadSpec, epoch uint64) Workload {
 	if s.cfg.WorkloadEnv != nil {
 		env = append(slices.Clone(env), s.cfg.WorkloadEnv(spec.ID, epoch)...)
 	}
-	return Workload{Spec: spec, Epoch: epoch, Dir: filepath.Join(s.cfg.DataDir, "workloads", spec.ID), Env: env}
+	return Workload{Spec: spec, Epoch: epoch, Dir: filepath.Join(s.cfg.DataDir, "workloads", spec.ID), Env: env, Init: s.cfg.Init}
 }
 
 func (u *unit) setEpoch(e uint64) {
