@@ -315,7 +315,7 @@ func (n *Node) startRuntime() error {
 func (n *Node) startHTTP() error {
 	n.api = api.NewServer(n, api.Auth{Write: n.cfg.APIToken, Read: n.cfg.APIReadToken}, n.metrics.handler())
 	peer.Register(n.api, peerHandler{n}, peer.Options{Name: n.cfg.Name, UnsafeClockControl: n.cfg.Unsafe.ClockControl})
-	h := n.metrics.instrument(n.api)
+	h := api.WithBodyTimeout(n.metrics.instrument(n.api), api.BodyTimeout)
 	// No ReadTimeout: its deadline stays on the connection while a handler
 	// runs, and a long one (a migrate waits minutes) would see its request
 	// context cancelled when it passes.
