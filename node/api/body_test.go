@@ -146,3 +146,23 @@ func TestByteSize(t *testing.T) {
 		}
 	}
 }
+
+// TestSpecFieldBounds: a spec with a field over its admission bound is
+// answered 400 naming the field and the bound, and never submitted.
+func TestSpecFieldBounds(t *testing.T) {
+	srv, fb := newTestServer(t, Auth{})
+	args := `"a"` + strings.Repeat(`,"a"`, fsm.MaxArgs)
+	for body, want := range map[string]string{
+		`{"id":"w1","command":[` + args + `]}`:                                                     "command: has 1025 entries, over the limit of 1024",
+		`{"id":"w2","command":["a"],"env":{"K":"` + strings.Repeat("v", fsm.MaxEnvValue+1) + `"}}`: `env["K"]: the value is 16385 bytes, over the limit of 16384`,
+		`{"id":"w3","command":["a"],"checkpoint":{"mode":"criu","interval":1}}`:                    "checkpoint.interval: 1ns is below the minimum of 1s",
+	} {
+		status, e := post(t, srv.URL+"/v1/workloads", body, false)
+		if status != http.StatusBadRequest || e.Code != "invalid" || !strings.Contains(e.Message, want) {
+			t.Errorf("%.60s: %d %+v, want 400 invalid saying %q", body, status, e, want)
+		}
+	}
+	if len(fb.workloads) != 0 {
+		t.Fatalf("refused specs were submitted: %v", fb.workloads)
+	}
+}
