@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lifeboat/lifeboat/node/api"
 )
 
 // lockedBuffer collects every peer's log.
@@ -34,7 +36,7 @@ func (l *lockedBuffer) String() string {
 // TestLogsShowNoSecret: with every peer logging at debug level, no log
 // line shows an env value or a token, whatever a workload's life brings:
 // a submission, a refused one, a wrong token, a workload that fails and
-// restarts, a remove.
+// restarts (with its own LIFEBOAT_TOKEN), a remove.
 func TestLogsShowNoSecret(t *testing.T) {
 	const secret, token, wrong = "env-secret-9f1c", "api-token-3b7e", "wrong-token-51d0"
 	var logs lockedBuffer
@@ -72,11 +74,16 @@ func TestLogsShowNoSecret(t *testing.T) {
 		}
 		return nil
 	})
+	w, err := tc.node("c1").Workload(context.Background(), "leaky")
+	if err != nil || w.Epoch == 0 {
+		t.Fatalf("the workload: %+v %v", w, err)
+	}
+	workloadToken := api.Auth{Write: token}.WorkloadToken("leaky", w.Epoch) // its LIFEBOAT_TOKEN
 	if err := tc.node("c1").Remove(context.Background(), "leaky"); err != nil {
 		t.Fatal(err)
 	}
 	out := logs.String()
-	for _, s := range []string{secret, token, wrong} {
+	for _, s := range []string{secret, token, wrong, workloadToken} {
 		if i := strings.Index(out, s); i >= 0 {
 			t.Fatalf("a log shows %q: …%s…", s, out[max(0, i-300):i+len(s)])
 		}
