@@ -44,39 +44,6 @@ func (s WorkloadSpec) Validate() error {
 	)
 }
 
-// Admission bounds: what a new submission must meet on top of Validate.
-// They are checked where a spec enters the cluster (Admit, at the API),
-// not in Apply, so that a log written before a bound existed replays to
-// the same state.
-const (
-	// MinCheckpointInterval is the shortest checkpoint interval of a
-	// criu or app workload: a checkpoint freezes the process and costs a
-	// Raft commit, and a nanosecond interval once made 4,000 failed
-	// checkpoints a second and cost the leader its leadership.
-	MinCheckpointInterval = Duration(time.Second)
-	// MaxMemoryMiB (64 TiB) and MaxCPUMillis (1,024 cores) are more than
-	// any host offers: a larger request could never be placed.
-	MaxMemoryMiB = 64 << 20
-	MaxCPUMillis = 1024 * 1000
-)
-
-// Admit reports whether a new submission is within the admission bounds,
-// naming the first field that is not. It assumes Validate passed.
-func (s WorkloadSpec) Admit() error {
-	var errs []error
-	if s.Checkpoint.Mode != ModeNone && s.Checkpoint.Interval < MinCheckpointInterval {
-		errs = append(errs, invalid("checkpoint.interval", "%s is below the minimum of %s",
-			time.Duration(s.Checkpoint.Interval), time.Duration(MinCheckpointInterval)))
-	}
-	if s.Resources.MemoryMiB > MaxMemoryMiB {
-		errs = append(errs, invalid("resources.memory_mib", "%d is more than any host offers (at most %d)", s.Resources.MemoryMiB, MaxMemoryMiB))
-	}
-	if s.Resources.CPUMillis > MaxCPUMillis {
-		errs = append(errs, invalid("resources.cpu_millis", "%d is more than any host offers (at most %d)", s.Resources.CPUMillis, MaxCPUMillis))
-	}
-	return errors.Join(errs...)
-}
-
 // invalid returns an error wrapping ErrInvalid that names field.
 func invalid(field, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %s", ErrInvalid, field, fmt.Sprintf(format, args...))

@@ -125,37 +125,3 @@ func TestPriorityRank(t *testing.T) {
 		}
 	}
 }
-
-// TestAdmitBounds: a new submission is refused, naming the field and the
-// bound, when its interval is below the minimum (mode none has none) or
-// it asks for more than any host offers.
-func TestAdmitBounds(t *testing.T) {
-	base := WorkloadSpec{ID: "w", Command: []string{"/bin/true"}}.WithDefaults()
-	if err := base.Admit(); err != nil {
-		t.Fatalf("the defaults are refused: %v", err)
-	}
-	for name, tc := range map[string]struct {
-		edit func(*WorkloadSpec)
-		want string // "" means admitted
-	}{
-		"1ns interval":           {func(s *WorkloadSpec) { s.Checkpoint.Interval = 1 }, "checkpoint.interval"},
-		"999ms interval":         {func(s *WorkloadSpec) { s.Checkpoint.Interval = Duration(999 * time.Millisecond) }, "minimum of 1s"},
-		"1s interval":            {func(s *WorkloadSpec) { s.Checkpoint.Interval = Duration(time.Second) }, ""},
-		"mode none, no interval": {func(s *WorkloadSpec) { s.Checkpoint = CheckpointPolicy{Mode: ModeNone, Interval: 1} }, ""},
-		"2^63-1 MiB":             {func(s *WorkloadSpec) { s.Resources.MemoryMiB = 1<<63 - 1 }, "resources.memory_mib"},
-		"64 TiB":                 {func(s *WorkloadSpec) { s.Resources.MemoryMiB = MaxMemoryMiB }, ""},
-		"a million cores":        {func(s *WorkloadSpec) { s.Resources.CPUMillis = 1e9 }, "resources.cpu_millis"},
-	} {
-		t.Run(name, func(t *testing.T) {
-			s := base
-			tc.edit(&s)
-			err := s.Admit()
-			switch {
-			case tc.want == "" && err != nil:
-				t.Fatalf("refused: %v", err)
-			case tc.want != "" && (!errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want)):
-				t.Fatalf("Admit: %v, want ErrInvalid naming %q", err, tc.want)
-			}
-		})
-	}
-}

@@ -84,22 +84,30 @@ func combinedState(g gossip.MemberState, inGossip bool, rec fsm.NodeState, inFSM
 	return api.StateAlive
 }
 
-// Workloads lists every workload from this node's replica.
+// Workloads lists every workload from this node's replica, a pending
+// one with why it waits.
 func (n *Node) Workloads(ctx context.Context) ([]api.Workload, error) {
+	v := n.rep.view()
+	why := pendingExplainer(v, n.dir.members())
 	out := []api.Workload{}
-	for _, w := range n.rep.view().Workloads() {
-		out = append(out, api.WorkloadFrom(w))
+	for _, w := range v.Workloads() {
+		aw := api.WorkloadFrom(w)
+		aw.PendingReason = why(w)
+		out = append(out, aw)
 	}
 	return out, nil
 }
 
-// Workload shows one workload.
+// Workload shows one workload, a pending one with why it waits.
 func (n *Node) Workload(ctx context.Context, id string) (api.Workload, error) {
-	w, ok := n.rep.view().Workload(id)
+	v := n.rep.view()
+	w, ok := v.Workload(id)
 	if !ok {
 		return api.Workload{}, fmt.Errorf("%w: no workload %q", fsm.ErrNotFound, id)
 	}
-	return api.WorkloadFrom(w), nil
+	aw := api.WorkloadFrom(w)
+	aw.PendingReason = pendingExplainer(v, n.dir.members())(w)
+	return aw, nil
 }
 
 // Submit records a new workload; the leader grants it on its next round.

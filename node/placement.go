@@ -49,6 +49,7 @@ func placementNodes(recs []fsm.Node, workloads []fsm.Workload, members map[strin
 		}
 		out = append(out, placement.Node{
 			Name: rec.Name, Zone: rec.Zone, Cloud: rec.Cloud, Modes: rec.Modes, Load: load[rec.Name], Free: free,
+			Capacity: placement.Resources{MemoryMiB: rec.Capacity.MemoryMiB, CPUMillis: rec.Capacity.CPUMillis},
 			Eligible: memberAlive(members, rec.Name) && rec.State == fsm.NodeAlive && !rec.Drained,
 		})
 	}
@@ -87,4 +88,21 @@ func placementWorkloads(ws []fsm.Workload) []placement.Workload {
 		out[i] = placementWorkload(w)
 	}
 	return out
+}
+
+// pendingExplainer returns what says why a workload waits (its
+// PendingReason): placement.Explain over the nodes of the replica v as
+// gossip (members) sees them now, "" for a workload that is not pending.
+// The nodes are worked out once, at the first pending workload.
+func pendingExplainer(v *fsm.Machine, members map[string]gossip.Member) func(fsm.Workload) string {
+	var nodes []placement.Node
+	return func(w fsm.Workload) string {
+		if w.Assignment.State != fsm.WorkloadPending {
+			return ""
+		}
+		if nodes == nil {
+			nodes = placementNodes(v.Nodes(), v.Workloads(), members)
+		}
+		return placement.Explain(requestFor(w.Spec), nodes)
+	}
 }

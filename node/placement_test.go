@@ -33,7 +33,8 @@ func TestPlacementNodes(t *testing.T) {
 	want := placement.Node{Name: "ok", Zone: "z", Cloud: "aws", Modes: []string{"app"}, Eligible: true, Load: 2,
 		Free: placement.Resources{MemoryMiB: 724, CPUMillis: 970}}
 	if len(got) != len(recs) || got[0].Name != want.Name || got[0].Zone != want.Zone || got[0].Cloud != want.Cloud ||
-		got[0].Eligible != want.Eligible || got[0].Load != want.Load || got[0].Free != want.Free || len(got[0].Modes) != 1 {
+		got[0].Eligible != want.Eligible || got[0].Load != want.Load || got[0].Free != want.Free || len(got[0].Modes) != 1 ||
+		got[0].Capacity != (placement.Resources{MemoryMiB: 1024, CPUMillis: 1000}) {
 		t.Fatalf("ok: %+v, want %+v", got[0], want)
 	}
 	for _, nd := range got[1:] {

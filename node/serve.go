@@ -65,7 +65,8 @@ func (n *Node) workloadEnv() []string {
 // startPeer serves the peer endpoints (node/peer) on the Raft port, to
 // connections that proved a peer certificate of the cluster CA.
 func (n *Node) startPeer() error {
-	h := peer.NewHandler(peerHandler{n}, peer.Options{Name: n.cfg.Name, UnsafeClockControl: n.cfg.Unsafe.ClockControl})
+	h := api.WithBodyTimeout(peer.NewHandler(peerHandler{n}, peer.Options{Name: n.cfg.Name, UnsafeClockControl: n.cfg.Unsafe.ClockControl}),
+		api.BodyTimeout)
 	if n.cfg.Net != nil {
 		n.cfg.Net.ServeHTTP(n.raftAddr(), h)
 		return nil
@@ -80,10 +81,10 @@ func (n *Node) startPeer() error {
 // plain HTTP on loopback with Config.InsecureAPI.
 func (n *Node) startHTTP() error {
 	n.api = api.NewServer(n, n.apiAuth(), n.metrics.handler())
-	h := n.metrics.instrument(n.api)
-	// No ReadTimeout: its deadline stays on the connection while a handler
-	// runs, and a long one (a migrate waits minutes) would see its request
-	// context cancelled when it passes.
+	// A body has api.BodyTimeout to arrive, per request, and the handler
+	// then as long as it needs (a migrate waits minutes): not the server's
+	// ReadTimeout, one deadline for every request, bodiless or streaming.
+	h := api.WithBodyTimeout(n.metrics.instrument(n.api), api.BodyTimeout)
 	n.httpSrv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: httpErrorLog(n.log, "api")}
 	if n.cfg.Net != nil {

@@ -24,6 +24,8 @@ type Node struct {
 	Eligible bool
 	// Free is the node's capacity minus what its workloads request.
 	Free Resources
+	// Capacity is all the node offers to workloads, used or not (Explain).
+	Capacity Resources
 	// Modes lists the checkpoint modes the node can serve (criu, app,
 	// none). An empty list means every mode: a node that reports nothing
 	// is not refused for it.

@@ -292,7 +292,9 @@ func submitCounter(setup context.Context, out io.Writer, c *api.Client, counter,
 			return before, nil
 		}
 		if setup.Err() != nil {
-			return api.Workload{}, fmt.Errorf("the counter did not start: %+v %v", before, err)
+			// Its state, not the whole workload: a spec's env is not for logs.
+			return api.Workload{}, fmt.Errorf("the counter did not start: state %q on %q, message %q, %v",
+				before.State, before.Holder, before.Message, err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -47,6 +47,7 @@ var errorCodes = []struct {
 	{fsm.ErrMalformed, "malformed", http.StatusBadRequest},
 	{fsm.ErrUnknownCommand, "unknown_command", http.StatusBadRequest},
 	{ErrTooLarge, "too_large", http.StatusRequestEntityTooLarge},
+	{ErrBodyTimeout, "body_timeout", http.StatusRequestTimeout},
 	{ErrBadRequest, "bad_request", http.StatusBadRequest},
 	{ErrConflict, "conflict", http.StatusConflict},
 	{ErrCheckpointFailed, "checkpoint_failed", http.StatusInternalServerError},

@@ -48,13 +48,6 @@ type Backend interface {
 	Ready() error
 }
 
-// MaxBody bounds a request body.
-const MaxBody = 1 << 20
-
-// MaxResult bounds one value appended to a workload's results log: every
-// replica keeps up to fsm.MaxResults of them.
-const MaxResult = 64 << 10
-
 // Server serves the admin API.
 type Server struct {
 	backend Backend
@@ -173,7 +166,12 @@ func (s *Server) workload(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
-	spec, err := DecodeSpec(io.LimitReader(r.Body, MaxBody), r.Header.Get("Content-Type"))
+	raw, err := readBody(r, MaxBody, "a workload spec")
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	spec, err := DecodeSpec(bytes.NewReader(raw), r.Header.Get("Content-Type"))
 	if err != nil {
 		WriteError(w, err)
 		return
@@ -194,13 +192,9 @@ func (s *Server) appendResult(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, badRequest("header X-Lifeboat-Epoch must carry the holder's epoch (a positive integer)"))
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxResult+1))
+	body, err := readBody(r, MaxResult, "a result")
 	if err != nil {
-		WriteError(w, badRequest("reading the body: %v", err))
-		return
-	}
-	if len(body) > MaxResult {
-		WriteError(w, fmt.Errorf("%w: a result is at most %d bytes", ErrTooLarge, MaxResult))
+		WriteError(w, err)
 		return
 	}
 	res, err := s.backend.AppendResult(r.Context(), r.PathValue("id"), epoch, string(body))
@@ -222,15 +216,16 @@ func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) restart(w http.ResponseWriter, r *http.Request) {
 	var req RestartRequest
-	body, err := io.ReadAll(io.LimitReader(r.Body, 4096))
-	if err == nil && len(bytes.TrimSpace(body)) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.DisallowUnknownFields()
-		err = dec.Decode(&req)
-	}
+	body, err := readBody(r, MaxSmallBody, "a restart request")
 	if err != nil {
-		WriteError(w, badRequest("restart request: %v (want {\"from_checkpoint\": true|false})", err))
+		WriteError(w, err)
 		return
+	}
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := decodeStrict(body, &req); err != nil {
+			WriteError(w, badRequest("restart request: %v (want {\"from_checkpoint\": true|false})", err))
+			return
+		}
 	}
 	res, err := s.backend.Restart(r.Context(), r.PathValue("id"), req.FromCheckpoint)
 	respond(w, http.StatusOK, res, err)
@@ -238,9 +233,12 @@ func (s *Server) restart(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) migrate(w http.ResponseWriter, r *http.Request) {
 	var req MigrateRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, 4096))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil || req.To == "" {
+	body, err := readBody(r, MaxSmallBody, "a migrate request")
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	if err := decodeStrict(body, &req); err != nil || req.To == "" {
 		if err == nil {
 			err = errors.New("\"to\" is empty")
 		}
@@ -256,14 +254,18 @@ func (s *Server) migrations(w http.ResponseWriter, r *http.Request) {
 	respond(w, http.StatusOK, ms, err)
 }
 
-// DecodeSpec reads a workload spec as JSON or YAML, strictly: unknown
-// fields are an error that names them. The defaults are applied and the
-// result validated.
+// DecodeSpec reads a workload spec of at most MaxBody bytes as JSON or
+// YAML, strictly: unknown fields are an error that names them, as is
+// anything after the spec. The defaults are applied and the result
+// validated and checked against the admission bounds (fsm.WorkloadSpec.Admit).
 func DecodeSpec(r io.Reader, contentType string) (fsm.WorkloadSpec, error) {
 	var spec fsm.WorkloadSpec
-	raw, err := io.ReadAll(r)
+	raw, err := io.ReadAll(io.LimitReader(r, MaxBody+1))
 	if err != nil {
 		return spec, badRequest("reading the spec: %v", err)
+	}
+	if len(raw) > MaxBody {
+		return spec, tooLarge("a workload spec", MaxBody)
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return spec, badRequest("the workload spec is empty")
@@ -290,6 +292,20 @@ func DecodeSpec(r io.Reader, contentType string) (fsm.WorkloadSpec, error) {
 		return spec, err
 	}
 	return spec, nil
+}
+
+// decodeStrict decodes one JSON object from body into v: no unknown
+// fields, nothing after it.
+func decodeStrict(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.Decode(&json.RawMessage{}) != io.EOF {
+		return errors.New("more data after the JSON object")
+	}
+	return nil
 }
 
 func looksJSON(raw []byte, contentType string) bool {

@@ -1,12 +1,15 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -190,19 +193,58 @@ func TestDecodeSpec(t *testing.T) {
 	}
 }
 
+// FuzzDecodeSpec: DecodeSpec never panics; it refuses with a sentinel
+// that the API answers 400 or 413 (never 500); and what it accepts is
+// valid, within the admission bounds, from a body within MaxBody, and
+// encodes to JSON that decodes to the same spec.
 func FuzzDecodeSpec(f *testing.F) {
 	f.Add([]byte(goodSpec), "")
 	f.Add([]byte(`{"id":"a","command":["b"],"env":{"K":"V"},"resources":{"memory_mib":64}}`), "application/json")
 	f.Add([]byte("id: a\ncommand: [b]\nplacement: {prefer: [n1], clouds: [aws]}\n"), "application/yaml")
+	f.Add([]byte("id: a\ncommand: [b, \"\\0\"]\nenv: {A: \"\\0\"}\n"), "application/yaml")
+	f.Add([]byte("id: a\ncommand: &x [b, b, b, b]\nplacement: {prefer: *x, clouds: *x}\n"), "")
+	f.Add([]byte(`{"id":"a","command":["b"]} {}`), "application/json")
 	f.Fuzz(func(t *testing.T, body []byte, ctype string) {
 		spec, err := DecodeSpec(strings.NewReader(string(body)), ctype)
 		if err != nil {
+			if _, status := Classify(err); status != http.StatusBadRequest && status != http.StatusRequestEntityTooLarge {
+				t.Fatalf("DecodeSpec refused with status %d: %v", status, err)
+			}
 			return
 		}
-		if verr := spec.Validate(); verr != nil {
-			t.Fatalf("DecodeSpec accepted a spec that does not validate: %v", verr)
+		if len(body) > MaxBody {
+			t.Fatalf("DecodeSpec accepted a %d-byte body", len(body))
+		}
+		if verr := errors.Join(spec.Validate(), spec.Admit()); verr != nil {
+			t.Fatalf("DecodeSpec accepted a spec that is not admissible: %v", verr)
+		}
+		enc, err := json.Marshal(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := DecodeSpec(bytes.NewReader(enc), "application/json")
+		if err != nil || !reflect.DeepEqual(normal(again), normal(spec)) {
+			t.Fatalf("the accepted spec re-encoded as %s decodes to %+v, %v", enc, again, err)
 		}
 	})
+}
+
+// normal is s with empty lists and maps as nil, which JSON's omitempty
+// does not tell apart.
+func normal(s fsm.WorkloadSpec) fsm.WorkloadSpec {
+	if len(s.Env) == 0 {
+		s.Env = nil
+	}
+	if len(s.Command) == 0 {
+		s.Command = nil
+	}
+	p := &s.Placement
+	for _, l := range []*[]string{&p.Prefer, &p.AvoidZones, &p.Clouds} {
+		if len(*l) == 0 {
+			*l = nil
+		}
+	}
+	return s
 }
 
 func TestMigrateRequest(t *testing.T) {

@@ -75,6 +75,10 @@ type Workload struct {
 	Standbys   []string         `json:"standbys"`
 	Checkpoint *Checkpoint      `json:"checkpoint,omitempty"`
 	Spec       fsm.WorkloadSpec `json:"spec"`
+	// PendingReason, on a pending workload, says why no node takes it
+	// now, as the answering peer sees the cluster: "no node offers 2 TiB
+	// of memory (largest: 21 GiB)". Empty while it is about to be placed.
+	PendingReason string `json:"pending_reason,omitempty"`
 }
 
 // WorkloadFrom turns the replicated record into the API's view.

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/lifeboat/lifeboat/internal/bodytimeout"
 )
 
 // httpFront is one HTTP service's listener on this peer.
@@ -102,9 +104,17 @@ func (f *httpFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	budget := f.budget()
 	ctx, cancel := context.WithTimeout(r.Context(), budget)
 	defer cancel()
+	lift := bodytimeout.Start(w, r, f.in.cfg.BodyTimeout)
 	body, replayable, err := f.readBody(r)
-	if err != nil {
-		http.Error(w, "lifeboat ingress: reading the request: "+err.Error(), http.StatusBadRequest)
+	if err == nil && !replayable {
+		lift() // it streams on to the service, under the service's timeouts
+	}
+	if err != nil { // the deadline stays: what is left of the body is not waited for
+		status := http.StatusBadRequest
+		if errors.Is(err, bodytimeout.ErrTimeout) {
+			status = http.StatusRequestTimeout
+		}
+		http.Error(w, "lifeboat ingress: reading the request: "+err.Error(), status)
 		return
 	}
 	var min uint64

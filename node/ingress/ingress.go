@@ -78,6 +78,13 @@ type Config struct {
 	// MaxRetryBody is the largest request body kept for a retry; larger
 	// ones are streamed and never retried.
 	MaxRetryBody int64
+	// BodyTimeout bounds how long a front waits for the part of a
+	// request's body it reads itself (up to MaxRetryBody, before the
+	// request goes on): past it the client is answered 408 and its
+	// connection closed, so one that trickles its body cannot hold a
+	// front. A larger body streams on to the service under the service's
+	// own timeouts, as it would without the ingress. Zero turns it off.
+	BodyTimeout time.Duration
 	// DialTimeout bounds a connection to a gate or a service.
 	DialTimeout time.Duration
 	// SlowStart is how long after a service first answers under an epoch
@@ -95,7 +102,7 @@ type Config struct {
 // DefaultConfig returns the defaults for a gate at gateAddr.
 func DefaultConfig(gateAddr string) Config {
 	return Config{GateAddr: gateAddr, BindHost: "0.0.0.0", MaxHeld: 1024, DefaultBudget: 5 * time.Second,
-		MaxRetryBody: 1 << 20, DialTimeout: time.Second, SlowStart: time.Second, SlowStartConns: 8, Logger: slog.Default()}
+		MaxRetryBody: 1 << 20, BodyTimeout: 30 * time.Second, DialTimeout: time.Second, SlowStart: time.Second, SlowStartConns: 8, Logger: slog.Default()}
 }
 
 // Validate reports the first field that cannot work.
@@ -109,8 +116,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("ingress: MaxHeld %d must be positive", c.MaxHeld)
 	case c.DefaultBudget <= 0 || c.DialTimeout <= 0:
 		return errors.New("ingress: DefaultBudget and DialTimeout must be positive")
-	case c.MaxRetryBody < 0:
-		return errors.New("ingress: MaxRetryBody must not be negative")
+	case c.MaxRetryBody < 0 || c.BodyTimeout < 0:
+		return errors.New("ingress: MaxRetryBody and BodyTimeout must not be negative")
 	case c.SlowStart < 0 || (c.SlowStart > 0 && c.SlowStartConns <= 0):
 		return fmt.Errorf("ingress: SlowStart %v must not be negative, and SlowStartConns %d must be positive with it", c.SlowStart, c.SlowStartConns)
 	case c.Logger == nil:

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/lifeboat/lifeboat/node/api"
 )
 
 // request is what every request type does: say what is wrong with it.
@@ -86,10 +88,10 @@ func decode[T request](r io.Reader, endpoint string, limit int64) (T, error) {
 func decodeInto(r io.Reader, endpoint string, limit int64, v any) error {
 	body, err := io.ReadAll(io.LimitReader(r, limit+1))
 	switch {
-	case err != nil:
-		return bad(endpoint, "body", fmt.Sprintf("could not be read: %v", err))
+	case err != nil: // %w: a body that timed out is answered 408
+		return fmt.Errorf("%w: peer %s request: body could not be read: %w", api.ErrBadRequest, endpoint, err)
 	case int64(len(body)) > limit:
-		return bad(endpoint, "body", fmt.Sprintf("is over %d bytes", limit))
+		return fmt.Errorf("%w: peer %s request: body is over the limit of %d bytes", api.ErrTooLarge, endpoint, limit)
 	}
 	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
 		return bad(endpoint, "body", "must be a JSON object")

@@ -3,7 +3,9 @@ package peer
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -103,15 +105,18 @@ func TestDecodeErrors(t *testing.T) {
 }
 
 // TestDecodeOverLimit: a body one byte over its endpoint's limit is
-// refused before it is parsed, even if it is valid JSON.
+// refused before it is parsed, even if it is valid JSON, with a 413 that
+// names the limit.
 func TestDecodeOverLimit(t *testing.T) {
 	limits := map[string]int{"apply": limitApply, "lease": limitSmall, "mirror": limitSmall, "checkpoint": limitSmall,
 		"restart": limitSmall, "migrate": limitMove, "send": limitSend, "results": limitSmall, "clock": limitSmall}
 	for endpoint, limit := range limits {
 		body := "{}" + strings.Repeat(" ", limit-1)
 		err := decodeAny(endpoint, body)
-		if !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), "is over") {
-			t.Errorf("%s: a %d-byte body: err = %v, want over the limit", endpoint, len(body), err)
+		_, status := api.Classify(err)
+		if !errors.Is(err, api.ErrTooLarge) || status != http.StatusRequestEntityTooLarge ||
+			!strings.Contains(err.Error(), fmt.Sprintf("over the limit of %d bytes", limit)) {
+			t.Errorf("%s: a %d-byte body: err = %v (status %d), want 413 naming the limit", endpoint, len(body), err, status)
 		}
 	}
 }

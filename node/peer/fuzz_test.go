@@ -21,7 +21,8 @@ var hostile = []string{
 }
 
 // fuzzDecoder checks decode on any input: it never panics, it refuses
-// with api.ErrBadRequest and the zero value, it accepts only bodies
+// with api.ErrBadRequest (api.ErrTooLarge for a body over limit) and the
+// zero value, it accepts only bodies
 // within limit, and what it accepts Client re-encodes (within the limit)
 // into a body that decodes to the same value.
 func fuzzDecoder[T request](f *testing.F, decode func(io.Reader) (T, error), limit int, seeds ...string) {
@@ -32,8 +33,12 @@ func fuzzDecoder[T request](f *testing.F, decode func(io.Reader) (T, error), lim
 		v, err := decode(bytes.NewReader(body))
 		if err != nil {
 			var zero T
-			if !errors.Is(err, api.ErrBadRequest) || !reflect.DeepEqual(v, zero) {
-				t.Fatalf("refused with %v and %+v; want api.ErrBadRequest and the zero value", err, v)
+			want := api.ErrBadRequest
+			if len(body) > limit {
+				want = api.ErrTooLarge
+			}
+			if !errors.Is(err, want) || !reflect.DeepEqual(v, zero) {
+				t.Fatalf("refused with %v and %+v; want %v and the zero value", err, v, want)
 			}
 			return
 		}

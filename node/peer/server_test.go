@@ -227,15 +227,18 @@ func TestRefusals(t *testing.T) {
 	}
 	over := `{"node":"n1"}` + strings.Repeat(" ", limitSmall)
 	for _, c := range []struct{ path, body, want string }{
-		{pathLease, over, "is over 1024 bytes"},
+		{pathLease, over, "over the limit of 1024 bytes"},
 		{pathLease, `n1`, "must be a JSON object"},
 		{pathApply, `{"command":"AQID","x":1}`, "unknown field"},
 		{pathSend, `{"workload":"counter","seq":1,"to":"n3"} {}`, "data after"},
 		{pathMirror, `{"wait_ms":-1}`, "wait_ms"},
 	} {
-		err := post(c.path, c.body)
-		if !errors.Is(err, api.ErrBadRequest) || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s %.40q: err = %v, want api.ErrBadRequest saying %q", c.path, c.body, err, c.want)
+		err, sentinel := post(c.path, c.body), api.ErrBadRequest
+		if c.body == over {
+			sentinel = api.ErrTooLarge // 413
+		}
+		if !errors.Is(err, sentinel) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s %.40q: err = %v, want %v saying %q", c.path, c.body, err, sentinel, c.want)
 		}
 	}
 	if calls := h.taken(); len(calls) != 0 {
