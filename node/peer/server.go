@@ -53,8 +53,9 @@ type Handler interface {
 	Migrate(ctx context.Context, req MigrateRequest) (ActionAnswer, error)
 	// Send sends a committed checkpoint from this peer's store to req.To.
 	Send(ctx context.Context, req SendRequest) error
-	// Results is a workload's results log, read linearizably.
-	Results(ctx context.Context, req ResultsRequest) ([]fsm.Result, error)
+	// Results is a workload's results log with its trim point, read
+	// linearizably.
+	Results(ctx context.Context, req ResultsRequest) (fsm.ResultsLog, error)
 }
 
 // ClockHandler is the add-on a Handler implements to let tests step its
@@ -87,7 +88,7 @@ func Register(s *api.Server, h Handler, opts Options) {
 	s.Handle("POST "+pathRestart, endpoint[RestartRequest, ActionAnswer]{decode: DecodeRestart, call: h.Restart}.serve)
 	s.Handle("POST "+pathMigrate, endpoint[MigrateRequest, ActionAnswer]{decode: DecodeMigrate, call: h.Migrate}.serve)
 	s.Handle("POST "+pathSend, endpoint[SendRequest, noAnswer]{decode: DecodeSend, call: noAnswerOf(h.Send)}.serve)
-	s.Handle("POST "+pathResults, endpoint[ResultsRequest, []fsm.Result]{decode: DecodeResults, lead: lead, call: h.Results}.serve)
+	s.Handle("POST "+pathResults, endpoint[ResultsRequest, fsm.ResultsLog]{decode: DecodeResults, lead: lead, call: h.Results}.serve)
 	if c, ok := h.(ClockHandler); ok && opts.UnsafeClockControl {
 		s.Handle("POST "+pathClock, endpoint[ClockRequest, ClockAnswer]{decode: DecodeClock, call: c.Clock}.serve)
 	}
