@@ -196,12 +196,18 @@ type MigrationPhase struct {
 // ResultAppend appends Value to a workload's fenced results log under
 // Epoch. Refused with ErrStaleEpoch when Epoch is not the current epoch
 // (a tombstoned or unknown epoch). The Result (with Index = Raft index) is
-// returned in Response.Value.
+// returned in Response.Value. The oldest entries are then trimmed beyond
+// MaxResults and, when KeepBytes is set, beyond KeepBytes of values; the
+// newest entry is always kept.
 type ResultAppend struct {
 	Workload string    `json:"workload"`
 	Epoch    uint64    `json:"epoch"`
 	Value    string    `json:"value"`
 	At       time.Time `json:"at"`
+	// KeepBytes is the proposer's bound on the values the log keeps in
+	// all (MaxResultBytes). Zero, as in every append written before it
+	// existed, bounds the count only: such a log replays as it applied.
+	KeepBytes int64 `json:"keep_bytes,omitempty"`
 }
 
 // HazardRecord records an observed interruption notice.

@@ -156,7 +156,7 @@ func sampleCommands() []Command {
 		CheckpointAbort{Workload: "counter", Seq: 1, Reason: "standby lost"},
 		MigrationBegin{Migration: Migration{ID: "m1", Workload: "counter", From: "n1", To: "n2", Reason: "preempt"}, At: t0},
 		MigrationPhase{ID: "m1", Phase: PhaseCutover, Epoch: 9, At: t0},
-		ResultAppend{Workload: "counter", Epoch: 7, Value: "42", At: t0},
+		ResultAppend{Workload: "counter", Epoch: 7, Value: "42", At: t0, KeepBytes: MaxResultBytes},
 		HazardRecord{Hazard: Hazard{Node: "n1", Cloud: "aws", Region: "eu-west-1", Zone: "eu-west-1a", InstanceType: "m7g.large", Kind: "preempt", At: t0}},
 	}
 }

@@ -27,6 +27,10 @@ var (
 type refWorkload struct {
 	epoch uint64   // current epoch, 0 before the first grant
 	past  []uint64 // every epoch that was current before, oldest first
+	// appended are the indices of every accepted result, oldest first,
+	// and keepBytes the bound the last one carried.
+	appended  []uint64
+	keepBytes int64
 }
 
 // gen generates commands; it reads the reference model to pick epochs
@@ -38,6 +42,8 @@ type gen struct {
 	seen map[string]uint64 // the highest epoch seen per workload
 	// tally counts accepted and refused results, to show both happen.
 	tally map[bool]int
+	// trims counts checks that found a trimmed results log.
+	trims int
 }
 
 func newGen(seed, stream uint64) *gen {
@@ -131,7 +137,10 @@ var commands = []func(g *gen) Command{
 	},
 	func(g *gen) Command {
 		id := g.pick(propWorkloads)
-		return ResultAppend{Workload: id, Epoch: g.epoch(id), Value: fmt.Sprint(g.r.IntN(100)), At: g.at}
+		// A small byte bound, or none (an append from before the bound),
+		// so that logs are trimmed by bytes within a few appends.
+		keep := []int64{0, 5, 8}[g.r.IntN(3)]
+		return ResultAppend{Workload: id, Epoch: g.epoch(id), Value: fmt.Sprint(g.r.IntN(100)), At: g.at, KeepBytes: keep}
 	},
 	func(g *gen) Command {
 		return HazardRecord{Hazard: Hazard{Node: g.pick(propNodes), Kind: "preempt", At: g.at}}
@@ -200,11 +209,11 @@ func snapshotRestore(t *testing.T, m *Machine) *Machine {
 // epochs only grow, every past epoch is tombstoned (within
 // MaxTombstones), and a result is accepted iff its epoch is current.
 func TestPropertyFencing(t *testing.T) {
-	tally := map[bool]int{}
+	tally, trims := map[bool]int{}, 0
 	for seed := range uint64(propCases) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			g := newGen(seed, 2)
-			defer func() { tally[true] += g.tally[true]; tally[false] += g.tally[false] }()
+			defer func() { tally[true] += g.tally[true]; tally[false] += g.tally[false]; trims += g.trims }()
 			m := New()
 			for i := range propSteps {
 				index := uint64(i + 1)
@@ -221,6 +230,9 @@ func TestPropertyFencing(t *testing.T) {
 	}
 	if tally[true] < propCases || tally[false] < propCases {
 		t.Fatalf("results accepted %d, refused %d times: the generator does not exercise fencing", tally[true], tally[false])
+	}
+	if trims == 0 {
+		t.Fatal("no results log was ever trimmed: the generator does not exercise the bounds")
 	}
 }
 
@@ -265,6 +277,10 @@ func (g *gen) step(index uint64, c Command, r Response) error {
 	case ResultAppend:
 		w := g.ref[c.Workload]
 		g.tally[r.Err == nil]++
+		if r.Err == nil && w != nil {
+			w.appended = append(w.appended, index)
+			w.keepBytes = c.KeepBytes
+		}
 		return expect(r.Err, w != nil && w.epoch != 0 && c.Epoch == w.epoch)
 	}
 	return nil
@@ -300,20 +316,44 @@ func (g *gen) check(m *Machine) error {
 				return fmt.Errorf("workload %s: past epoch %d not tombstoned or not below %d", id, e, ref.epoch)
 			}
 		}
-		if err := checkResults(w); err != nil {
+		if w.ResultsTrimmed > 0 {
+			g.trims++
+		}
+		if err := checkResults(w, ref); err != nil {
 			return fmt.Errorf("workload %s: %w", id, err)
 		}
 	}
 	return nil
 }
 
-// checkResults checks that results are in log order under growing epochs.
-func checkResults(w Workload) error {
+// checkResults checks that results are in log order under growing
+// epochs, that the log is every accepted append after its trim point, and
+// that it keeps within its bounds.
+func checkResults(w Workload, ref *refWorkload) error {
 	for i := 1; i < len(w.Results); i++ {
 		p, r := w.Results[i-1], w.Results[i]
 		if r.Index <= p.Index || r.Epoch < p.Epoch {
 			return errors.New("results out of order")
 		}
+	}
+	n := w.ResultsTrimmed
+	if n > uint64(len(ref.appended)) || n+uint64(len(w.Results)) != uint64(len(ref.appended)) {
+		return fmt.Errorf("%d results kept and %d trimmed; the model appended %d", len(w.Results), n, len(ref.appended))
+	}
+	for i, r := range w.Results {
+		if r.Index != ref.appended[n+uint64(i)] {
+			return fmt.Errorf("result %d at index %d; the model has %d", i, r.Index, ref.appended[n+uint64(i)])
+		}
+	}
+	if through := w.ResultsTrimmedThrough; (n == 0 && through != 0) || (n > 0 && through != ref.appended[n-1]) {
+		return fmt.Errorf("trimmed %d through index %d; the model trimmed through %v", n, through, ref.appended[:n])
+	}
+	total := 0
+	for _, r := range w.Results {
+		total += len(r.Value)
+	}
+	if len(w.Results) > MaxResults || (ref.keepBytes > 0 && int64(total) > ref.keepBytes && len(w.Results) > 1) {
+		return fmt.Errorf("%d results of %d bytes kept; the bound is %d bytes", len(w.Results), total, ref.keepBytes)
 	}
 	return nil
 }

@@ -237,9 +237,19 @@ type Workload struct {
 	NextSeq uint64 `json:"next_seq"`
 	// Tombstones are the epochs of this workload that are over.
 	Tombstones []uint64 `json:"tombstones,omitempty"`
-	// Results is the fenced results log, at most MaxResults entries.
-	Results     []Result  `json:"results,omitempty"`
-	SubmittedAt time.Time `json:"submitted_at,omitzero"`
+	// Results is the fenced results log, oldest first: at most MaxResults
+	// entries and, for appends that carry the bound, MaxResultBytes of
+	// values (see ResultAppend.KeepBytes).
+	Results []Result `json:"results,omitempty"`
+	// ResultsTrimmed counts the entries ever trimmed from the front of
+	// Results, and ResultsTrimmedThrough is the Raft index of the newest
+	// of them (0: none): every entry at or below it is gone, every entry
+	// above it is kept. A state restored from a snapshot written before
+	// these fields existed counts from that snapshot on, so it may say
+	// less was trimmed than was, never more.
+	ResultsTrimmed        uint64    `json:"results_trimmed,omitempty"`
+	ResultsTrimmedThrough uint64    `json:"results_trimmed_through,omitempty"`
+	SubmittedAt           time.Time `json:"submitted_at,omitzero"`
 }
 
 // Migration phases.
@@ -302,6 +312,15 @@ const (
 	MaxMigrations   = 1000 // migration records kept
 	MaxHazards      = 1000 // hazard records kept
 )
+
+// MaxResultBytes bounds the values of one workload's results log
+// together (1 MiB): the oldest entries are trimmed beyond it or beyond
+// MaxResults, whichever is reached first, so every replica keeps at
+// most about this much per workload (one value is at most 64 KiB,
+// api.MaxResult). The proposer stamps it into each ResultAppend
+// (KeepBytes) rather than Apply reading it here, so that a log
+// written before the bound replays to the same state.
+const MaxResultBytes = 1 << 20
 
 // State is the whole replicated state. Maps are keyed by name or id.
 type State struct {

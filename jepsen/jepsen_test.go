@@ -214,6 +214,9 @@ func runScenario(t *testing.T, sc scenario, bin, counter, out string, seed uint6
 	sum.Add(ops, faults, vs, time.Since(begin))
 	for _, v := range vs {
 		t.Logf("%-16s pass=%v %v", v.Name, v.Pass, v.Figures)
+		for _, n := range v.Notes {
+			t.Logf("    note: %s", n)
+		}
 		for _, p := range v.Problems {
 			t.Logf("    %s", p)
 		}

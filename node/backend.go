@@ -130,7 +130,7 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 
 // AppendResult appends to a workload's fenced results log.
 func (n *Node) AppendResult(ctx context.Context, id string, epoch uint64, value string) (fsm.Result, error) {
-	_, val, err := n.prop.apply(ctx, fsm.ResultAppend{Workload: id, Epoch: epoch, Value: value, At: n.now()})
+	_, val, err := n.prop.apply(ctx, fsm.ResultAppend{Workload: id, Epoch: epoch, Value: value, At: n.now(), KeepBytes: fsm.MaxResultBytes})
 	if err != nil {
 		return fsm.Result{}, err
 	}
@@ -141,29 +141,30 @@ func (n *Node) AppendResult(ctx context.Context, id string, epoch uint64, value 
 	return res, nil
 }
 
-// Results reads a workload's fenced results log linearizably: on the
-// leader, after a barrier (every entry committed before the read is
-// applied, and the leader still leads), or forwarded to it.
-func (n *Node) Results(ctx context.Context, id string) ([]fsm.Result, error) {
+// Results reads a workload's fenced results log and its trim point
+// linearizably: on the leader, after a barrier (every entry committed
+// before the read is applied, and the leader still leads), or forwarded
+// to it.
+func (n *Node) Results(ctx context.Context, id string) (fsm.ResultsLog, error) {
 	if n.rep.isLeader() {
 		return n.resultsLocal(id)
 	}
 	leader := n.dir.peerAddrOf(n.rep.leaderName())
 	if leader == "" {
-		return nil, fmt.Errorf("%w: the cluster has no leader yet; retry shortly", api.ErrNoLeader)
+		return fsm.ResultsLog{}, fmt.Errorf("%w: the cluster has no leader yet; retry shortly", api.ErrNoLeader)
 	}
 	return n.calls.Results(ctx, leader, peer.ResultsRequest{Workload: id})
 }
 
-func (n *Node) resultsLocal(id string) ([]fsm.Result, error) {
+func (n *Node) resultsLocal(id string) (fsm.ResultsLog, error) {
 	if err := n.rep.raft.Barrier(n.cfg.ForwardTimeout).Error(); err != nil {
-		return nil, fmt.Errorf("%w: %v", api.ErrNoLeader, err)
+		return fsm.ResultsLog{}, fmt.Errorf("%w: %v", api.ErrNoLeader, err)
 	}
 	w, ok := n.rep.machine.Workload(id)
 	if !ok {
-		return nil, fmt.Errorf("%w: no workload %q", fsm.ErrNotFound, id)
+		return fsm.ResultsLog{}, fmt.Errorf("%w: no workload %q", fsm.ErrNotFound, id)
 	}
-	return w.Results, nil
+	return w.ResultsLog(), nil
 }
 
 // Migrations lists the migration records.

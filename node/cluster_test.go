@@ -139,8 +139,8 @@ func TestMemberForwardsAndMirrors(t *testing.T) {
 	}
 	// The log reads from the leader, so a member's read shows the append
 	// it just made even before its own mirror does.
-	if res, err := m.Results(ctx, "w1"); err != nil || len(res) != 1 || res[0].Value != "ok" || res[0].Epoch != w.Epoch {
-		t.Fatalf("results through a member: %+v %v, want the one append", res, err)
+	if l, err := m.Results(ctx, "w1"); err != nil || len(l.Results) != 1 || l.Results[0].Value != "ok" || l.Results[0].Epoch != w.Epoch || l.Trimmed != 0 {
+		t.Fatalf("results through a member: %+v %v, want the one append and nothing trimmed", l, err)
 	}
 	if _, err := m.Results(ctx, "ghost"); !errors.Is(err, fsm.ErrNotFound) {
 		t.Fatalf("results of an unknown workload: %v, want ErrNotFound", err)

@@ -97,7 +97,7 @@ func (h peerHandler) Send(ctx context.Context, req peer.SendRequest) error {
 }
 
 // Results is a workload's results log, read linearizably on the leader.
-func (h peerHandler) Results(_ context.Context, req peer.ResultsRequest) ([]fsm.Result, error) {
+func (h peerHandler) Results(_ context.Context, req peer.ResultsRequest) (fsm.ResultsLog, error) {
 	return h.n.resultsLocal(req.Workload)
 }
 

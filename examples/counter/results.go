@@ -20,12 +20,14 @@ import (
 // acknowledged: GET /?tag=T increments, appends "COUNT@T" to the
 // workload's fenced results log under the counter's epoch (POST
 // $LIFEBOAT_API/v1/workloads/$LIFEBOAT_WORKLOAD/results with
-// X-Lifeboat-Epoch), and only then answers COUNT. A refused append (409:
-// the epoch is over, another holder owns the workload) answers 409 and
-// the count is not acknowledged. On start the counter reads the log and
-// continues past the largest count in it, so a restore from an older
-// checkpoint never goes back past an acknowledged count. The Jepsen
-// harness drives it.
+// X-Lifeboat-Epoch), and only then answers COUNT, with the epoch and the
+// Raft index of its entry (X-Lifeboat-Index), by which a checker can tell
+// an entry the log trimmed from one it lost. A refused append (409: the
+// epoch is over, another holder owns the workload) answers 409 and the
+// count is not acknowledged. On start the counter reads the log and
+// continues past the largest count in it (the log trims its oldest
+// entries, never its newest), so a restore from an older checkpoint never
+// goes back past an acknowledged count. The Jepsen harness drives it.
 
 // resultsLog appends to and reads the fenced results log.
 type resultsLog struct {
@@ -70,27 +72,35 @@ func (l *resultsLog) path() string {
 // errStale is the log refusing our epoch.
 var errStale = errors.New("the epoch is over: another holder owns the workload")
 
-// append appends value under the counter's epoch.
-func (l *resultsLog) append(ctx context.Context, value string) error {
+// append appends value under the counter's epoch and returns the Raft
+// index of its entry.
+func (l *resultsLog) append(ctx context.Context, value string) (uint64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.path(), strings.NewReader(value))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	l.authorize(req)
 	req.Header.Set("Content-Type", "text/plain")
 	resp, err := l.http.Do(req)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	switch {
 	case resp.StatusCode == http.StatusConflict:
-		return fmt.Errorf("%w: %s", errStale, strings.TrimSpace(string(body)))
+		return 0, fmt.Errorf("%w: %s", errStale, strings.TrimSpace(string(body)))
 	case resp.StatusCode/100 != 2:
-		return fmt.Errorf("appending a result: %s: %s", resp.Status, strings.TrimSpace(string(body)))
+		return 0, fmt.Errorf("appending a result: %s: %s", resp.Status, strings.TrimSpace(string(body)))
 	}
-	return nil
+	var entry struct {
+		Index uint64 `json:"index"`
+	}
+	if err := json.Unmarshal(body, &entry); err != nil {
+		// Appended all the same: only the index is unknown.
+		return 0, nil
+	}
+	return entry.Index, nil
 }
 
 // highest reads the log and returns the largest count appended to it.
@@ -161,7 +171,8 @@ func (c *counter) incrDurable(w http.ResponseWriter, r *http.Request) {
 	c.count++
 	n := c.count
 	c.mu.Unlock()
-	if err := c.results.append(r.Context(), fmt.Sprintf("%d@%s", n, tag)); err != nil {
+	index, err := c.results.append(r.Context(), fmt.Sprintf("%d@%s", n, tag))
+	if err != nil {
 		code := http.StatusServiceUnavailable
 		if errors.Is(err, errStale) {
 			code = http.StatusConflict
@@ -170,5 +181,8 @@ func (c *counter) incrDurable(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("X-Lifeboat-Epoch", c.results.epoch)
+	if index != 0 {
+		w.Header().Set("X-Lifeboat-Index", strconv.FormatUint(index, 10))
+	}
 	fmt.Fprintln(w, n)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -27,8 +28,10 @@ func (f *fakeLog) handler(t *testing.T) http.Handler {
 		}
 		f.mu.Lock()
 		f.entries = append(f.entries, string(b))
+		index := 100 + len(f.entries)
 		f.mu.Unlock()
 		w.WriteHeader(http.StatusCreated)
+		fmt.Fprintf(w, `{"index":%d,"epoch":7,"value":%q}`, index, b)
 	})
 	mux.HandleFunc("GET /v1/workloads/c/results", func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
@@ -65,8 +68,10 @@ func TestResultsMode(t *testing.T) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if got := strings.TrimSpace(string(b)); got != string(rune('1'+i)) || resp.Header.Get("X-Lifeboat-Epoch") != "7" {
-			t.Fatalf("GET /?tag=%s = %q (epoch %q)", tag, got, resp.Header.Get("X-Lifeboat-Epoch"))
+		if got := strings.TrimSpace(string(b)); got != string(rune('1'+i)) || resp.Header.Get("X-Lifeboat-Epoch") != "7" ||
+			resp.Header.Get("X-Lifeboat-Index") != fmt.Sprint(101+i) {
+			t.Fatalf("GET /?tag=%s = %q (epoch %q, index %q); want %d under epoch 7 at index %d",
+				tag, got, resp.Header.Get("X-Lifeboat-Epoch"), resp.Header.Get("X-Lifeboat-Index"), i+1, 101+i)
 		}
 	}
 	if strings.Join(fl.entries, ",") != "1@a,2@b,3@c" {

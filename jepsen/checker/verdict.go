@@ -36,6 +36,9 @@ type Verdict struct {
 	// Problems are the first MaxProblems violations, each naming ops by
 	// id and time; a last line counts any more.
 	Problems []string `json:"problems,omitempty"`
+	// Notes say what the checker could check only in part, whether it
+	// passed or not: a results log's trim point, for one.
+	Notes []string `json:"notes,omitempty"`
 	// Results are the linearizability checker's porcupine results, one
 	// per workload, for the report to draw; nil for other checkers.
 	Results []model.Result `json:"-"`

@@ -19,10 +19,12 @@ const (
 	// host: the counter increments, appends "COUNT@ID" to its fenced
 	// results log under its epoch (POST /v1/workloads/{id}/results) and
 	// only then answers with the count (and its epoch in
-	// X-Lifeboat-Epoch). Ok: Value, Epoch and Index are set.
+	// X-Lifeboat-Epoch, its entry's Raft index in X-Lifeboat-Index). Ok:
+	// Value, Epoch and Index are set.
 	KindIncr = "incr"
-	// KindRead is a read of the whole results log through the admin API
-	// of one host (GET /v1/workloads/{id}). Ok: Log is set.
+	// KindRead is a read of the results log through the admin API of one
+	// host (GET /v1/workloads/{id}/results): the entries it keeps and its
+	// trim point. Ok: Log, Trimmed and TrimmedThrough are set.
 	KindRead = "read"
 	// KindProbe is a GET /value on one host's counter port: who serves
 	// the workload now. Ok: Value and Epoch are set.
@@ -58,7 +60,13 @@ type Op struct {
 	Epoch    uint64        `json:"epoch,omitempty"`
 	Index    uint64        `json:"index,omitempty"` // incr: the Raft index of its result
 	Log      []Entry       `json:"log,omitempty"`
-	Error    string        `json:"error,omitempty"`
+	// Trimmed and TrimmedThrough are, for a read, the log's trim point:
+	// how many entries the log had trimmed from its front before Log, and
+	// the Raft index of the newest of them. Every entry at or below
+	// TrimmedThrough is gone; every entry above it is in Log.
+	Trimmed        uint64 `json:"trimmed,omitempty"`
+	TrimmedThrough uint64 `json:"trimmed_through,omitempty"`
+	Error          string `json:"error,omitempty"`
 	// Tag is, for an incr, the unique tag the client sent with it, which
 	// the workload appends to its results log as "COUNT@TAG"; for a
 	// stale op, the value it tried to append. It is chosen before the

@@ -11,24 +11,9 @@ import (
 	"github.com/lifeboat/lifeboat/jepsen/history"
 )
 
-// MaxLog is how many results the server keeps per workload: it mirrors
-// fsm.MaxResults (the FSM keeps the newest 1000), which the API does not
-// expose. A read this long may have lost its oldest entries, which this
-// model cannot express. Keep the two equal: were the server's bound
-// smaller, a trimmed read would pass unflagged and its missing entries
-// could look like lost appends (a false violation); were it larger, reads
-// of MaxLog entries or more would be refused with ErrTrimmed though
-// nothing was trimmed. Runs append far fewer than either.
-const MaxLog = 1000
-
-// Errors of CheckLinearizable: the history cannot be checked.
-var (
-	// ErrTrimmed: a read returned MaxLog entries, so the log may have been
-	// trimmed. Keep runs shorter.
-	ErrTrimmed = errors.New("model: a read returned a full results log, which may be trimmed")
-	// ErrUntagged: an incr has no Tag, so its append cannot be found.
-	ErrUntagged = errors.New("model: an incr has no tag")
-)
+// ErrUntagged is CheckLinearizable's error for a history it cannot check:
+// an incr has no Tag, so its append cannot be found.
+var ErrUntagged = errors.New("model: an incr has no tag")
 
 // Result is the outcome of one workload's linearizability check.
 type Result struct {
@@ -42,8 +27,13 @@ type Result struct {
 	Ops int
 	// Dropped is how many incrs of unknown outcome no read ever showed:
 	// they are left out, which is equivalent to placing them after every
-	// read (or never applying them).
+	// read, or never applying them, or applying them where every later
+	// read had trimmed them.
 	Dropped int
+	// Trimmed and TrimmedThrough are the furthest trim point any checked
+	// read reported: that many of the oldest entries, through that Raft
+	// index, were checked only by count and index, not by content.
+	Trimmed, TrimmedThrough uint64
 	// Info is porcupine's linearization, for Visualize.
 	Info porcupine.LinearizationInfo
 }
@@ -59,14 +49,20 @@ func CheckLinearizable(ops []history.Op, workload string, timeout time.Duration)
 		return Result{Workload: workload}, fmt.Errorf("workload %s: %w", workload, err)
 	}
 	res, info := porcupine.CheckOperationsVerbose(ResultsLog(), pops, timeout)
-	return Result{
+	r := Result{
 		Workload: workload,
 		Ok:       res == porcupine.Ok,
 		Unknown:  res == porcupine.Unknown,
 		Ops:      len(pops),
 		Dropped:  dropped,
 		Info:     info,
-	}, nil
+	}
+	for _, op := range pops {
+		if out, ok := op.Output.(readOut); ok && out.trimmed >= r.Trimmed {
+			r.Trimmed, r.TrimmedThrough = out.trimmed, max(r.TrimmedThrough, out.through)
+		}
+	}
+	return r, nil
 }
 
 // Visualize writes porcupine's HTML view of r to w.

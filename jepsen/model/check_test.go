@@ -41,6 +41,18 @@ func read(id, c, from, to int, values ...string) history.Op {
 	return op
 }
 
+// trimmedRead is an ok read over [from, to] ms of a log that trimmed
+// trimmed entries through index through, showing values at indices
+// first, first+1, ….
+func trimmedRead(id, c, from, to int, trimmed, through, first uint64, values ...string) history.Op {
+	op := read(id, c, from, to, values...)
+	op.Trimmed, op.TrimmedThrough = trimmed, through
+	for i := range op.Log {
+		op.Log[i].Index = first + uint64(i)
+	}
+	return op
+}
+
 func TestCheckLinearizable(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -105,6 +117,47 @@ func TestCheckLinearizable(t *testing.T) {
 			{ID: 1, Kind: history.KindIncr, Workload: wl, Invoke: ms(20), Complete: ms(30), Outcome: history.Fail, Tag: "b"},
 			read(2, 1, 40, 50, "1@a", "2@b"),
 		}, false},
+		{"trimmed read shows the rest", []history.Op{
+			incr(0, 0, 0, 10, 1, "a", 10), incr(1, 0, 20, 30, 2, "b", 11), incr(2, 0, 40, 50, 3, "c", 12),
+			trimmedRead(3, 1, 60, 70, 2, 11, 12, "3@c"),
+		}, true},
+		{"acked appends trimmed before any read showed them", []history.Op{
+			incr(0, 0, 0, 10, 1, "a", 10), incr(1, 0, 20, 30, 2, "b", 11),
+			trimmedRead(2, 1, 40, 50, 2, 11, 0),
+		}, true},
+		{"acked appends without indices trimmed", []history.Op{
+			incr(0, 0, 0, 10, 1, "a", 0), incr(1, 0, 20, 30, 2, "b", 0), incr(2, 0, 40, 50, 3, "c", 0),
+			trimmedRead(3, 1, 60, 70, 2, 11, 12, "3@c"),
+		}, true},
+		{"unknown incr trimmed before any read showed it", []history.Op{
+			incr(0, 0, 0, 10, 1, "a", 10), lost(1, 0, 20, 30, "b"), incr(2, 0, 40, 50, 3, "c", 12),
+			trimmedRead(3, 1, 60, 70, 2, 11, 12, "3@c"),
+		}, true},
+		{"a read, then the same log trimmed", []history.Op{
+			incr(0, 0, 0, 10, 1, "a", 10), incr(1, 0, 20, 30, 2, "b", 11),
+			read(2, 1, 40, 50, "1@a", "2@b"), incr(3, 0, 60, 70, 3, "c", 12),
+			trimmedRead(4, 1, 80, 90, 1, 10, 11, "2@b", "3@c"),
+		}, true},
+		{"trimmed read misses an acked append above its trim index", []history.Op{
+			// Two trimmed (a and, say, x at 11), so the count allows b's
+			// absence; its index does not.
+			incr(0, 0, 0, 10, 1, "a", 10), lost(1, 0, 20, 30, "x"), incr(2, 0, 40, 50, 3, "b", 12), incr(3, 0, 60, 70, 4, "c", 13),
+			trimmedRead(4, 1, 80, 90, 2, 11, 13, "4@c"),
+		}, false},
+		{"an acked append lost below the trim index", []history.Op{
+			// b is acked at 11, but the log trimmed one entry through 11:
+			// a and b cannot both have been in it.
+			incr(0, 0, 0, 10, 1, "a", 10), incr(1, 0, 20, 30, 2, "b", 11), incr(2, 0, 40, 50, 3, "c", 12),
+			trimmedRead(3, 1, 60, 70, 1, 11, 12, "3@c"),
+		}, false},
+		{"trimmed read keeps an entry at its trim index", []history.Op{
+			incr(0, 0, 0, 10, 1, "a", 10), incr(1, 0, 20, 30, 2, "b", 11),
+			trimmedRead(2, 1, 40, 50, 1, 11, 11, "2@b"),
+		}, false},
+		{"the trim point goes back", []history.Op{
+			incr(0, 0, 0, 10, 1, "a", 10), incr(1, 0, 20, 30, 2, "b", 11),
+			trimmedRead(2, 1, 40, 50, 1, 10, 11, "2@b"), read(3, 1, 60, 70, "2@b"),
+		}, false},
 		{"other workloads, probes and stale ops are ignored", []history.Op{
 			incr(0, 0, 0, 10, 1, "a", 10),
 			{ID: 1, Kind: history.KindIncr, Workload: "w2", Invoke: ms(0), Complete: ms(10), Outcome: history.Ok, Value: 1, Tag: "x"},
@@ -139,27 +192,60 @@ func TestCheckLinearizableDropsUnseenUnknowns(t *testing.T) {
 	}
 }
 
-func TestCheckLinearizableRejects(t *testing.T) {
-	full := read(1, 1, 40, 50)
-	for i := range MaxLog {
-		full.Log = append(full.Log, history.Entry{Index: uint64(i + 1), Value: fmt.Sprintf("%d@t%d", i+1, i)})
+func TestCheckLinearizableRejectsUntagged(t *testing.T) {
+	if _, err := CheckLinearizable([]history.Op{incr(0, 0, 0, 10, 1, "", 10)}, wl, 0); !errors.Is(err, ErrUntagged) {
+		t.Fatalf("err = %v; want ErrUntagged", err)
 	}
-	untagged := incr(0, 0, 0, 10, 1, "", 10)
-	for _, tc := range []struct {
-		name string
-		ops  []history.Op
-		want error
-	}{
-		{"trimmed log", []history.Op{full}, ErrTrimmed},
-		{"untagged incr", []history.Op{untagged}, ErrUntagged},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := CheckLinearizable(tc.ops, wl, 0)
-			if !errors.Is(err, tc.want) {
-				t.Fatalf("err = %v; want %v", err, tc.want)
+}
+
+// TestCheckLinearizableLongTrimmedRun checks a run that appends more than
+// the log keeps, as a long Jepsen run does: reads show the newest entries
+// and the trim point, and the whole run is checked, quickly, with or
+// without the indices of the acks. The trim point is reported.
+func TestCheckLinearizableLongTrimmedRun(t *testing.T) {
+	const clients, rounds, keep = 4, 550, 1000 // 2,200 appends
+	for _, indices := range []bool{true, false} {
+		t.Run(fmt.Sprint("indices recorded ", indices), func(t *testing.T) {
+			var ops []history.Op
+			var log []history.Entry
+			for r := range rounds {
+				for c := range clients {
+					idx := uint64(len(log) + 1)
+					tag := fmt.Sprintf("c%d-%d", c, r)
+					op := incr(len(ops), c, r*10, r*10+9, int64(idx), tag, idx)
+					if !indices {
+						op.Index = 0
+					}
+					ops = append(ops, op)
+					log = append(log, history.Entry{Index: idx, Epoch: 1, Value: fmt.Sprintf("%d@%s", idx, tag)})
+				}
+				if r%25 == 24 || r == rounds-1 {
+					ops = append(ops, readTail(len(ops), clients, r*10+9, r*10+10, log, keep))
+				}
+			}
+			res, err := CheckLinearizable(ops, wl, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.Ok || res.Trimmed != clients*rounds-keep || res.TrimmedThrough != clients*rounds-keep {
+				t.Fatalf("Ok=%t Unknown=%t, trimmed %d through %d; want Ok, %d trimmed through index %d",
+					res.Ok, res.Unknown, res.Trimmed, res.TrimmedThrough, clients*rounds-keep, clients*rounds-keep)
 			}
 		})
 	}
+}
+
+// readTail is a read of the newest keep entries of log, with the trim
+// point before them.
+func readTail(id, c, from, to int, log []history.Entry, keep int) history.Op {
+	op := read(id, c, from, to)
+	cut := max(0, len(log)-keep)
+	op.Log = append([]history.Entry(nil), log[cut:]...)
+	op.Trimmed = uint64(cut)
+	if cut > 0 {
+		op.TrimmedThrough = log[cut-1].Index
+	}
+	return op
 }
 
 // TestCheckLinearizableManyConcurrent checks a long history with several

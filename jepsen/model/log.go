@@ -1,11 +1,16 @@
 // Package model is the sequential specification a Jepsen run's history is
 // checked against with porcupine: one workload's fenced results log, an
 // append-only sequence of "COUNT@TAG" values. Incrs append; reads return
-// the whole log.
+// the log after its trim point.
 //
-// The log is assumed never to be trimmed (the server keeps the newest
-// MaxLog entries): runs are kept shorter than that, and a read
-// that returns MaxLog entries or more is an error rather than a verdict.
+// The server keeps only the newest entries of a log (fsm.MaxResults of
+// them, fsm.MaxResultBytes of values) and says, with every read, how many
+// it trimmed and through which Raft index. The model keeps the whole log;
+// a read must show exactly the entries after the trim point, and the
+// entries before it must fit: each at or below the trim index, and no
+// more of them than the server trimmed. So a long run is checked in full
+// except for what no read ever showed: the counts and order of entries
+// trimmed before any read saw them.
 package model
 
 import (
@@ -94,8 +99,16 @@ func (e entry) hash() uint64 {
 // appendIn is the input of an incr: it appends e.
 type appendIn struct{ e entry }
 
-// readIn is the input of a read; its output is the []entry it returned.
+// readIn is the input of a read; its output is a readOut.
 type readIn struct{}
+
+// readOut is what a read returned: the entries kept and the trim point
+// before them (how many entries were trimmed, and the Raft index of the
+// newest of them).
+type readOut struct {
+	trimmed, through uint64
+	log              []entry
+}
 
 // opMeta names the history op behind a porcupine operation.
 type opMeta struct {
@@ -124,7 +137,7 @@ func step(state, input, output any) (bool, any) {
 	case appendIn:
 		return appendStep(s, in.e)
 	case readIn:
-		return readStep(s, output.([]entry))
+		return readStep(s, output.(readOut))
 	}
 	return false, s
 }
@@ -139,17 +152,28 @@ func appendStep(s logState, e entry) (bool, any) {
 	return true, push(s, e)
 }
 
-// readStep accepts a read that shows exactly the modelled log. Counts and
+// readStep accepts a read that shows exactly the modelled log after its
+// trim point. The modelled entries before the kept ones are those the
+// server trimmed: none may have an index above the trim index, and there
+// may be no more of them than the server trimmed (fewer is fine: appends
+// of unknown outcome that no read showed are not modelled). Counts and
 // indices the model does not know yet are taken from the read: the append
 // chose them, and nothing observed them before.
-func readStep(s logState, got []entry) (bool, any) {
-	if len(got) != length(s) {
+func readStep(s logState, got readOut) (bool, any) {
+	cut := length(s) - len(got.log) // the modelled entries trimmed
+	if cut < 0 || uint64(cut) > got.trimmed {
 		return false, s
 	}
+	es := entries(s)
+	for _, e := range es[:cut] {
+		if e.index > got.through {
+			return false, s
+		}
+	}
 	refine := false
-	for i, e := range entries(s) {
-		g := got[i]
-		if e.tag != g.tag || (e.hasCount && (!g.hasCount || e.count != g.count)) ||
+	for i, e := range es[cut:] {
+		g := got.log[i]
+		if g.index <= got.through || e.tag != g.tag || (e.hasCount && (!g.hasCount || e.count != g.count)) ||
 			(e.index != 0 && e.index != g.index) {
 			return false, s
 		}
@@ -158,7 +182,7 @@ func readStep(s logState, got []entry) (bool, any) {
 	if !refine {
 		return true, s
 	}
-	return true, build(got)
+	return true, build(append(es[:cut:cut], got.log...))
 }
 
 func equal(a, b any) bool {
@@ -184,7 +208,11 @@ func describeOp(input, output any) string {
 	case appendIn:
 		return "append(" + describeEntry(in.e) + ")"
 	case readIn:
-		return "read() → " + describeLog(output.([]entry))
+		out := output.(readOut)
+		if out.trimmed == 0 {
+			return "read() → " + describeLog(out.log)
+		}
+		return fmt.Sprintf("read() → %d trimmed through #%d, then %s", out.trimmed, out.through, describeLog(out.log))
 	}
 	return fmt.Sprintf("%v → %v", input, output)
 }

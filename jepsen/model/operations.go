@@ -16,10 +16,7 @@ func operations(ops []history.Op, workload string) ([]porcupine.Operation, int, 
 			mine = append(mine, op)
 		}
 	}
-	seen, err := observed(mine)
-	if err != nil {
-		return nil, 0, err
-	}
+	seen := observed(mine)
 	end := endOf(mine)
 	clients := clientIndex(mine)
 	var out []porcupine.Operation
@@ -52,15 +49,12 @@ func modelled(op history.Op) bool {
 }
 
 // observed maps each tag any read shows to the entry it was first seen
-// as, and rejects reads of a possibly trimmed log.
-func observed(ops []history.Op) (map[string]entry, error) {
+// as.
+func observed(ops []history.Op) map[string]entry {
 	seen := map[string]entry{}
 	for _, op := range ops {
 		if op.Kind != history.KindRead {
 			continue
-		}
-		if len(op.Log) >= MaxLog {
-			return nil, fmt.Errorf("read op %d returned %d entries: %w", op.ID, len(op.Log), ErrTrimmed)
 		}
 		for _, e := range op.Log {
 			m := entryOf(e)
@@ -69,7 +63,7 @@ func observed(ops []history.Op) (map[string]entry, error) {
 			}
 		}
 	}
-	return seen, nil
+	return seen
 }
 
 // operation is op as a porcupine operation; keep is false for an unknown
@@ -78,7 +72,7 @@ func operation(op history.Op, seen map[string]entry, end int64) (porcupine.Opera
 	meta := opMeta{id: op.ID, host: op.Host, epoch: op.Epoch, status: op.Outcome}
 	po := porcupine.Operation{Call: int64(op.Invoke), Return: int64(op.Complete), Metadata: meta}
 	if op.Kind == history.KindRead {
-		po.Input, po.Output = readIn{}, logOf(op.Log)
+		po.Input, po.Output = readIn{}, readOut{trimmed: op.Trimmed, through: op.TrimmedThrough, log: logOf(op.Log)}
 		return po, true, nil
 	}
 	if op.Tag == "" {

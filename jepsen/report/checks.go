@@ -36,18 +36,29 @@ func checks(vs []checker.Verdict) []*check {
 	return out
 }
 
+// shown is the verdict whose figures and notes stand for c: its first
+// failure, or its last run.
+func (c *check) shown() checker.Verdict {
+	if len(c.failed) > 0 {
+		return c.failed[0]
+	}
+	return c.last
+}
+
 // writeChecks writes one row per checker, with the figures of its first
-// failure (or of its last run), then the failures' problems.
+// failure (or of its last run), then the notes of those runs, then the
+// failures' problems.
 func (s *Summary) writeChecks(b *strings.Builder) {
 	cs := checks(s.Verdicts)
 	b.WriteString("| check | result | figures |\n|---|---|---|\n")
 	for _, c := range cs {
-		result, shown := fmt.Sprintf("PASS (%d/%d)", c.runs, c.runs), c.last
+		result := fmt.Sprintf("PASS (%d/%d)", c.runs, c.runs)
 		if len(c.failed) > 0 {
-			result, shown = fmt.Sprintf("FAIL (%d/%d)", len(c.failed), c.runs), c.failed[0]
+			result = fmt.Sprintf("FAIL (%d/%d)", len(c.failed), c.runs)
 		}
-		fmt.Fprintf(b, "| %s | %s | %s |\n", cell(c.name), result, cell(figures(shown.Figures)))
+		fmt.Fprintf(b, "| %s | %s | %s |\n", cell(c.name), result, cell(figures(c.shown().Figures)))
 	}
+	writeNotes(b, cs)
 	for _, c := range cs {
 		if len(c.failed) == 0 {
 			continue
@@ -57,6 +68,20 @@ func (s *Summary) writeChecks(b *strings.Builder) {
 			for _, p := range v.Problems {
 				fmt.Fprintf(b, "- %s\n", p)
 			}
+		}
+	}
+}
+
+// writeNotes lists the notes of the runs whose figures the table shows.
+func writeNotes(b *strings.Builder, cs []*check) {
+	first := true
+	for _, c := range cs {
+		for _, n := range c.shown().Notes {
+			if first {
+				b.WriteString("\nNotes of the runs shown:\n\n")
+				first = false
+			}
+			fmt.Fprintf(b, "- %s: %s\n", c.name, n)
 		}
 	}
 }

@@ -23,6 +23,7 @@ func run(pass bool) ([]history.Op, []history.Fault, []checker.Verdict, time.Dura
 		lin.Problems = []string{"w1: read op 3 misses acked op 0 | pipe"}
 	}
 	stale := checker.Verdict{Name: checker.NameStaleRejected, Pass: true, Figures: map[string]any{"rejected_409": 1}}
+	lin.Notes = []string{"w1: reads found the log trimmed of its 5 oldest entries, through index 9"}
 	return ops, faults, []checker.Verdict{lin, stale}, 45 * time.Second
 }
 
@@ -47,6 +48,7 @@ func TestSummaryWrite(t *testing.T) {
 		"| stale | 0 | 2 | 0 |",
 		"| linearizable | FAIL (1/2) | ops=3 workloads=1 |",
 		"| stale-rejected | PASS (2/2) | rejected_409=1 |",
+		"- linearizable: w1: reads found the log trimmed of its 5 oldest entries, through index 9",
 		"## linearizable",
 		`- w1: read op 3 misses acked op 0 | pipe`,
 	} {

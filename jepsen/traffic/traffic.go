@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/lifeboat/lifeboat/jepsen/history"
+	"github.com/lifeboat/lifeboat/node/api"
 )
 
 // Host is one host as the clients reach it.
@@ -56,8 +57,9 @@ type Config struct {
 	Seed uint64
 }
 
-// DefaultConfig is a light load that keeps a minute's results log well
-// under the 1000 entries a workload keeps.
+// DefaultConfig is a light load: about ten increments a second per
+// workload, so a two-minute run's log outgrows the 1000 entries a
+// workload keeps and the reads report what was trimmed.
 func DefaultConfig() Config {
 	return Config{Clients: 2, IncrEvery: 300 * time.Millisecond, ProbeEvery: 50 * time.Millisecond,
 		ReadEvery: time.Second, StaleEvery: 500 * time.Millisecond, Timeout: 2 * time.Second, Seed: 1}
@@ -204,6 +206,7 @@ func (t *Traffic) sendIncr(ctx context.Context, c, seq int, id string, h Host, p
 			op.Outcome = history.Ok
 			op.Value, _ = strconv.ParseInt(strings.TrimSpace(string(body)), 10, 64)
 			op.Epoch, _ = strconv.ParseUint(hdr.Get("X-Lifeboat-Epoch"), 10, 64)
+			op.Index, _ = strconv.ParseUint(hdr.Get("X-Lifeboat-Index"), 10, 64)
 			t.sawEpoch(id, op.Epoch)
 		case status == http.StatusConflict || status == http.StatusBadRequest:
 			op.Outcome = history.Fail // the log refused it (or the request was bad): not appended
@@ -251,7 +254,7 @@ func (t *Traffic) read(ctx context.Context, c int, id string, r *rand.Rand) {
 func (t *Traffic) readFrom(ctx context.Context, c int, id string, h Host) history.Op {
 	op := history.Op{Client: c, Kind: history.KindRead, Workload: id, Host: h.Name}
 	u := h.api() + "/v1/workloads/" + url.PathEscape(id) + "/results"
-	t.do(ctx, &op, http.MethodGet, u, nil, nil, func(status int, body []byte, _ http.Header) {
+	t.do(ctx, &op, http.MethodGet, u, nil, nil, func(status int, body []byte, hdr http.Header) {
 		op.Status = status
 		if status != http.StatusOK {
 			op.Outcome = history.Fail // a read has no effect: a failed one is simply not there
@@ -261,6 +264,10 @@ func (t *Traffic) readFrom(ctx context.Context, c int, id string, h Host) histor
 			op.Outcome, op.Error = history.Fail, "decoding the log: "+err.Error()
 			return
 		}
+		// Absent, they read as nothing trimmed: the checkers then call a
+		// trimmed entry missing, never a missing one trimmed.
+		op.Trimmed, _ = strconv.ParseUint(hdr.Get(api.HeaderResultsTrimmed), 10, 64)
+		op.TrimmedThrough, _ = strconv.ParseUint(hdr.Get(api.HeaderResultsTrimmedThrough), 10, 64)
 		op.Outcome = history.Ok
 	})
 	if op.Outcome == history.Unknown {

@@ -17,7 +17,8 @@ const (
 	// MaxBody bounds a request body: a workload spec, a peer's command.
 	MaxBody = 1 << 20
 	// MaxResult bounds one value appended to a workload's results log:
-	// every replica keeps up to fsm.MaxResults of them.
+	// every replica keeps up to fsm.MaxResults of them, and up to
+	// fsm.MaxResultBytes in all.
 	MaxResult = 64 << 10
 	// MaxSmallBody bounds the bodies of the small JSON requests (migrate,
 	// restart).

@@ -70,15 +70,43 @@ func (c *Client) Remove(ctx context.Context, id string) error {
 func (c *Client) AppendResult(ctx context.Context, id string, epoch uint64, value string) (Result, error) {
 	var res Result
 	req := func(r *http.Request) { r.Header.Set("X-Lifeboat-Epoch", strconv.FormatUint(epoch, 10)) }
-	err := c.do(ctx, http.MethodPost, "/v1/workloads/"+url.PathEscape(id)+"/results", []byte(value), "text/plain", &res, req)
+	err := c.do(ctx, http.MethodPost, "/v1/workloads/"+url.PathEscape(id)+"/results", []byte(value), "text/plain", &res, req, nil)
 	return res, err
 }
 
 // Results reads the workload's fenced results log (linearizably).
 func (c *Client) Results(ctx context.Context, id string) ([]Result, error) {
-	var res []Result
-	err := c.Do(ctx, http.MethodGet, "/v1/workloads/"+url.PathEscape(id)+"/results", nil, "", &res)
-	return res, err
+	l, err := c.ResultsLog(ctx, id)
+	return l.Results, err
+}
+
+// ResultsLog reads the workload's fenced results log (linearizably) with
+// its trim point. From a server that does not report one, Trimmed and
+// TrimmedThrough are 0.
+func (c *Client) ResultsLog(ctx context.Context, id string) (ResultsLog, error) {
+	var l ResultsLog
+	var hdr http.Header
+	err := c.do(ctx, http.MethodGet, "/v1/workloads/"+url.PathEscape(id)+"/results", nil, "", &l.Results, nil, &hdr)
+	if err != nil {
+		return ResultsLog{}, err
+	}
+	if l.Trimmed, err = headerUint(hdr, HeaderResultsTrimmed); err == nil {
+		l.TrimmedThrough, err = headerUint(hdr, HeaderResultsTrimmedThrough)
+	}
+	return l, err
+}
+
+// headerUint is the unsigned integer in header name of h (0 if absent).
+func headerUint(h http.Header, name string) (uint64, error) {
+	v := h.Get(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("decoding the answer: header %s: %q is not an unsigned integer", name, v)
+	}
+	return n, nil
 }
 
 // Checkpoint asks the workload's holder for a checkpoint now.
@@ -132,14 +160,25 @@ type Result struct {
 	Value string `json:"value"`
 }
 
+// ResultsLog mirrors fsm.ResultsLog for clients: the entries kept, oldest
+// first, and the trim point before them (HeaderResultsTrimmed,
+// HeaderResultsTrimmedThrough).
+type ResultsLog struct {
+	Trimmed        uint64
+	TrimmedThrough uint64
+	Results        []Result
+}
+
 // Do sends one request and decodes a JSON answer into out (if non-nil).
 // An error answer becomes a *RemoteError that errors.Is matches against
 // the package's and fsm's sentinels.
 func (c *Client) Do(ctx context.Context, method, path string, body []byte, contentType string, out any) error {
-	return c.do(ctx, method, path, body, contentType, out, nil)
+	return c.do(ctx, method, path, body, contentType, out, nil, nil)
 }
 
-func (c *Client) do(ctx context.Context, method, path string, body []byte, contentType string, out any, edit func(*http.Request)) error {
+// do is Do with edit applied to the request (if not nil) and, if hdr is
+// not nil, the answer's headers stored in it.
+func (c *Client) do(ctx context.Context, method, path string, body []byte, contentType string, out any, edit func(*http.Request), hdr *http.Header) error {
 	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, bytes.NewReader(body))
 	if err != nil {
 		return err
@@ -170,6 +209,9 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, conte
 	}
 	if resp.StatusCode >= 300 {
 		return decodeError(resp.StatusCode, data)
+	}
+	if hdr != nil {
+		*hdr = resp.Header
 	}
 	if out == nil {
 		return nil

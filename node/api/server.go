@@ -28,9 +28,9 @@ type Backend interface {
 	Submit(ctx context.Context, spec fsm.WorkloadSpec) (Workload, error)
 	Remove(ctx context.Context, id string) error
 	AppendResult(ctx context.Context, id string, epoch uint64, value string) (fsm.Result, error)
-	// Results is the workload's fenced results log, read linearizably
-	// (on the leader, after a barrier).
-	Results(ctx context.Context, id string) ([]fsm.Result, error)
+	// Results is the workload's fenced results log with its trim point,
+	// read linearizably (on the leader, after a barrier).
+	Results(ctx context.Context, id string) (fsm.ResultsLog, error)
 	Migrations(ctx context.Context) ([]fsm.Migration, error)
 	// Checkpoint takes a checkpoint of a workload now, on its holder.
 	Checkpoint(ctx context.Context, id string) (ActionResult, error)
@@ -47,6 +47,17 @@ type Backend interface {
 	// Ready returns nil when this peer should receive traffic.
 	Ready() error
 }
+
+// The headers of a results read (GET /v1/workloads/{id}/results), whose
+// body is the JSON array of the entries kept: its trim point. Trimmed is
+// how many entries were ever trimmed from the front of the log (the
+// oldest go first, beyond fsm.MaxResults or fsm.MaxResultBytes);
+// TrimmedThrough is the Raft index of the newest of them, 0 when none:
+// every entry at or below it is gone, every entry above it is in the body.
+const (
+	HeaderResultsTrimmed        = "X-Lifeboat-Results-Trimmed"
+	HeaderResultsTrimmedThrough = "X-Lifeboat-Results-Trimmed-Through"
+)
 
 // Server serves the admin API.
 type Server struct {
@@ -201,12 +212,19 @@ func (s *Server) appendResult(w http.ResponseWriter, r *http.Request) {
 	respond(w, http.StatusCreated, res, err)
 }
 
+// results answers the entries kept, as a JSON array (as it always has),
+// and the trim point in headers, so that readers of the array alone are
+// unaffected.
 func (s *Server) results(w http.ResponseWriter, r *http.Request) {
-	res, err := s.backend.Results(r.Context(), r.PathValue("id"))
-	if res == nil {
-		res = []fsm.Result{}
+	l, err := s.backend.Results(r.Context(), r.PathValue("id"))
+	if err == nil {
+		w.Header().Set(HeaderResultsTrimmed, strconv.FormatUint(l.Trimmed, 10))
+		w.Header().Set(HeaderResultsTrimmedThrough, strconv.FormatUint(l.TrimmedThrough, 10))
 	}
-	respond(w, http.StatusOK, res, err)
+	if l.Results == nil {
+		l.Results = []fsm.Result{}
+	}
+	respond(w, http.StatusOK, l.Results, err)
 }
 
 func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request) {

@@ -60,9 +60,11 @@ func (f *fakeBackend) AppendResult(_ context.Context, id string, epoch uint64, v
 	}
 	return fsm.Result{Index: 9, Epoch: epoch, Value: v}, nil
 }
-func (f *fakeBackend) Migrations(context.Context) ([]fsm.Migration, error)   { return nil, nil }
-func (f *fakeBackend) Results(context.Context, string) ([]fsm.Result, error) { return nil, nil }
-func (f *fakeBackend) Ready() error                                          { return nil }
+func (f *fakeBackend) Migrations(context.Context) ([]fsm.Migration, error) { return nil, nil }
+func (f *fakeBackend) Results(context.Context, string) (fsm.ResultsLog, error) {
+	return fsm.ResultsLog{}, nil
+}
+func (f *fakeBackend) Ready() error { return nil }
 func (f *fakeBackend) Checkpoint(_ context.Context, id string) (ActionResult, error) {
 	return ActionResult{Workload: id, Seq: 1}, nil
 }

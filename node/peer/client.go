@@ -117,9 +117,10 @@ func (c *Client) Send(ctx context.Context, addr string, req SendRequest) error {
 	return c.call(ctx, addr, pathSend, req, nil)
 }
 
-// Results asks the leader at addr for a workload's results log.
-func (c *Client) Results(ctx context.Context, addr string, req ResultsRequest) ([]fsm.Result, error) {
-	var ans []fsm.Result
+// Results asks the leader at addr for a workload's results log and its
+// trim point.
+func (c *Client) Results(ctx context.Context, addr string, req ResultsRequest) (fsm.ResultsLog, error) {
+	var ans fsm.ResultsLog
 	return ans, c.call(ctx, addr, pathResults, req, &ans)
 }
 

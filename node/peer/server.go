@@ -54,8 +54,9 @@ type Handler interface {
 	Migrate(ctx context.Context, req MigrateRequest) (ActionAnswer, error)
 	// Send sends a committed checkpoint from this peer's store to req.To.
 	Send(ctx context.Context, req SendRequest) error
-	// Results is a workload's results log, read linearizably.
-	Results(ctx context.Context, req ResultsRequest) ([]fsm.Result, error)
+	// Results is a workload's results log with its trim point, read
+	// linearizably.
+	Results(ctx context.Context, req ResultsRequest) (fsm.ResultsLog, error)
 }
 
 // ClockHandler is the add-on a Handler implements to let tests step its
@@ -92,7 +93,7 @@ func NewHandler(h Handler, opts Options) http.Handler {
 	mux.HandleFunc("POST "+pathRestart, endpoint[RestartRequest, ActionAnswer]{decode: DecodeRestart, call: h.Restart}.serve)
 	mux.HandleFunc("POST "+pathMigrate, endpoint[MigrateRequest, ActionAnswer]{decode: DecodeMigrate, call: h.Migrate}.serve)
 	mux.HandleFunc("POST "+pathSend, endpoint[SendRequest, noAnswer]{decode: DecodeSend, call: noAnswerOf(h.Send)}.serve)
-	mux.HandleFunc("POST "+pathResults, endpoint[ResultsRequest, []fsm.Result]{decode: DecodeResults, lead: lead, call: h.Results}.serve)
+	mux.HandleFunc("POST "+pathResults, endpoint[ResultsRequest, fsm.ResultsLog]{decode: DecodeResults, lead: lead, call: h.Results}.serve)
 	mux.HandleFunc("POST "+pathHello, endpoint[HelloRequest, HelloAnswer]{decode: DecodeHello,
 		call: func(context.Context, HelloRequest) (HelloAnswer, error) { return HelloAnswer{Name: opts.Name}, nil }}.serve)
 	registerKeyring(mux, h)

@@ -100,9 +100,9 @@ func (f *fakeHandler) Send(_ context.Context, req SendRequest) error {
 	return nil
 }
 
-func (f *fakeHandler) Results(_ context.Context, req ResultsRequest) ([]fsm.Result, error) {
+func (f *fakeHandler) Results(_ context.Context, req ResultsRequest) (fsm.ResultsLog, error) {
 	f.record("results")
-	return []fsm.Result{{Index: 3, Epoch: 1, Value: "v"}}, nil
+	return fsm.ResultsLog{Trimmed: 2, TrimmedThrough: 2, Results: []fsm.Result{{Index: 3, Epoch: 1, Value: "v"}}}, nil
 }
 
 // clockHandler is a fakeHandler that also steps a clock.
@@ -157,7 +157,7 @@ func TestRoundTrip(t *testing.T) {
 	check(t, "migrate", err, mg, ActionAnswer{Workload: "counter", Epoch: 4})
 	check(t, "send", c.Send(ctx, addr, SendRequest{Workload: "counter", Seq: 1, To: "n3"}), 0, 0)
 	re, err := c.Results(ctx, addr, ResultsRequest{Workload: "counter"})
-	check(t, "results", err, re, []fsm.Result{{Index: 3, Epoch: 1, Value: "v"}})
+	check(t, "results", err, re, fsm.ResultsLog{Trimmed: 2, TrimmedThrough: 2, Results: []fsm.Result{{Index: 3, Epoch: 1, Value: "v"}}})
 
 	want := []string{"leads", "apply", "leads", "lease", "wait", "leads", "mirror", "checkpoint", "restart",
 		"migrate manual", "send", "leads", "results"}
