@@ -11,8 +11,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/lifeboat/lifeboat/node/api"
 )
 
 // lockedBuffer collects every peer's log.
@@ -78,7 +76,10 @@ func TestLogsShowNoSecret(t *testing.T) {
 	if err != nil || w.Epoch == 0 {
 		t.Fatalf("the workload: %+v %v", w, err)
 	}
-	workloadToken := api.Auth{Write: token}.WorkloadToken("leaky", w.Epoch) // its LIFEBOAT_TOKEN
+	workloadToken := tc.node("c1").apiAuth().WorkloadToken("leaky", w.Epoch) // its LIFEBOAT_TOKEN
+	if workloadToken == "" {
+		t.Fatal("the workload has no token to look for")
+	}
 	if err := tc.node("c1").Remove(context.Background(), "leaky"); err != nil {
 		t.Fatal(err)
 	}

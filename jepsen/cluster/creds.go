@@ -41,11 +41,12 @@ func makeCreds(bin, caDir, dir string) (*creds, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &creds{apiTLS: apiTLS, api: httpClient(apiTLS), peer: httpClient(peerTLS)}, nil
+	return &creds{apiTLS: apiTLS, api: httpClient(apiTLS.Clone()), peer: httpClient(peerTLS)}, nil
 }
 
 // httpClient is an HTTPS client over tc; HTTP/2 unless tc names another
-// protocol.
+// protocol. The transport adds "h2" to tc's protocols: tc must be its own
+// (a transport of HTTP/1 only that offered h2 would get HTTP/2 frames).
 func httpClient(tc *tls.Config) *http.Client {
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: len(tc.NextProtos) == 0,
 		MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second}}

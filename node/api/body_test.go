@@ -95,7 +95,7 @@ func TestSmallRequestsAreStrict(t *testing.T) {
 func TestSlowBodyGets408(t *testing.T) {
 	const bound = 300 * time.Millisecond
 	fb := &fakeBackend{workloads: map[string]fsm.WorkloadSpec{}, epoch: 7}
-	srv := httptest.NewServer(WithBodyTimeout(NewServer(fb, Auth{}, nil), bound))
+	srv := httptest.NewServer(WithBodyTimeout(NewServer(fb, certified, nil), bound))
 	t.Cleanup(srv.Close)
 	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
 	if err != nil {

@@ -24,7 +24,7 @@ func (b logBackend) Results(context.Context, string) (fsm.ResultsLog, error) { r
 func newLogServer(t *testing.T, log fsm.ResultsLog, err error) *httptest.Server {
 	t.Helper()
 	fb := &fakeBackend{workloads: map[string]fsm.WorkloadSpec{}, epoch: 7}
-	srv := httptest.NewServer(NewServer(logBackend{fb, log, err}, Auth{}, nil))
+	srv := httptest.NewServer(NewServer(logBackend{fb, log, err}, certified, nil))
 	t.Cleanup(srv.Close)
 	return srv
 }

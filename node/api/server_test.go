@@ -84,7 +84,17 @@ func (f *fakeBackend) Migrate(_ context.Context, id, to string) (ActionResult, e
 	return ActionResult{Workload: id, Holder: to}, nil
 }
 
+// certified is an Auth under which every caller counts as holding a
+// client certificate.
+var certified = Auth{ClientCert: func(*http.Request) bool { return true }}
+
+// newTestServer serves the API over a fake backend. With no credential
+// configured at all (Auth{}), every caller counts as holding a client
+// certificate, for the tests of what lies past the authentication.
 func newTestServer(t *testing.T, auth Auth) (*httptest.Server, *fakeBackend) {
+	if auth.Write == "" && auth.Read == "" && auth.ClientCert == nil {
+		auth = certified
+	}
 	fb := &fakeBackend{workloads: map[string]fsm.WorkloadSpec{}, epoch: 7}
 	srv := httptest.NewServer(NewServer(fb, auth, nil))
 	t.Cleanup(srv.Close)
