@@ -46,41 +46,9 @@ func hostsOnSwitch(t *testing.T, names ...string) (*localCluster, []*localAgent)
 // iteration.
 func switchHosts(tb testing.TB, label, net24 string, names ...string) (*localCluster, []*localAgent, func()) {
 	tb.Helper()
-	if _, err := netns.CleanupStale(netns.Prefix + label); err != nil {
-		tb.Logf("stale namespaces: %v", err)
-	}
-	var closers []func() // run last to first
-	var once sync.Once
-	closeAll := func() {
-		once.Do(func() {
-			for i := len(closers) - 1; i >= 0; i-- {
-				closers[i]()
-			}
-		})
-	}
-	tb.Cleanup(closeAll)
-	sw, err := netns.NewSwitch(label+"sw", net24+".254", 24)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	closers = append(closers, func() { sw.Close() })
-	var agents []*localAgent
-	for i, name := range names {
-		ns, err := netns.New(label + name)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		closers = append(closers, func() { ns.Close() })
-		ip := fmt.Sprintf("%s.%d", net24, i+1)
-		if err := sw.Plug(ns, ip); err != nil {
-			tb.Fatal(err)
-		}
-		agents = append(agents, &localAgent{Name: name, IP: ip, Zone: string(rune('a' + i)),
-			Args: []string{"--bootstrap-expect", "3"},
-			Wrap: func(bin string, args ...string) *exec.Cmd { return ns.Command(bin, args...) }})
-	}
+	agents, down := switchAgents(tb, label, net24, names...)
 	lc := &localCluster{bin: testBin, dir: tb.TempDir()}
-	closers = append(closers, func() {
+	down.add(func() {
 		if tb.Failed() {
 			massDumpLogs(tb, lc)
 		}
@@ -91,7 +59,64 @@ func switchHosts(tb testing.TB, label, net24 string, names ...string) (*localClu
 			tb.Fatal(err)
 		}
 	}
-	return lc, agents, closeAll
+	return lc, agents, down.run
+}
+
+// teardown runs what was added to it, last first, once (also at tb's
+// cleanup).
+type teardown struct {
+	mu    sync.Mutex
+	steps []func()
+	done  bool
+}
+
+func (d *teardown) add(f func()) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.steps = append(d.steps, f)
+}
+
+func (d *teardown) run() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i := len(d.steps) - 1; i >= 0 && !d.done; i-- {
+		d.steps[i]()
+	}
+	d.done = true
+}
+
+// switchAgents makes the switch and one namespace per name (IPs .1, .2, …
+// of net24, zones a, b, c, …) and the agents that would run in them, not
+// started. Its teardown (run at tb's cleanup) runs what is added to it
+// later first (stopping the agents, say), then kills whatever is left in
+// the namespaces and removes them and the switch.
+func switchAgents(tb testing.TB, label, net24 string, names ...string) ([]*localAgent, *teardown) {
+	if _, err := netns.CleanupStale(netns.Prefix + label); err != nil {
+		tb.Logf("stale namespaces: %v", err)
+	}
+	down := &teardown{}
+	tb.Cleanup(down.run)
+	sw, err := netns.NewSwitch(label+"sw", net24+".254", 24)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	down.add(func() { sw.Close() })
+	var agents []*localAgent
+	for i, name := range names {
+		ns, err := netns.New(label + name)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		down.add(func() { killNS(ns); ns.Close() })
+		ip := fmt.Sprintf("%s.%d", net24, i+1)
+		if err := sw.Plug(ns, ip); err != nil {
+			tb.Fatal(err)
+		}
+		agents = append(agents, &localAgent{Name: name, IP: ip, Zone: string(rune('a' + i)),
+			Args: []string{"--bootstrap-expect", "3"},
+			Wrap: func(bin string, args ...string) *exec.Cmd { return ns.Command(bin, args...) }})
+	}
+	return agents, down
 }
 
 // TestMigrateBetweenHostsInNamespaces: three agents, each in its own

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"os/exec"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/lifeboat/lifeboat/fsm"
-	"github.com/lifeboat/lifeboat/internal/netns"
 	"github.com/lifeboat/lifeboat/node/api"
 	"github.com/lifeboat/lifeboat/node/peer"
 	"github.com/lifeboat/lifeboat/transfer"
@@ -113,36 +111,19 @@ func TestTrustBoundary(t *testing.T) {
 }
 
 // trustAgents are agents in namespaces of their own on a switch the test
-// makes (10.235.0.0/24); the namespaces go when the test ends, with
-// whatever is left in them.
+// makes (10.236.0.0/24), each with the write token; the namespaces go
+// when the test ends, with whatever is left in them.
 func trustAgents(t *testing.T, names ...string) []*localAgent {
-	if _, err := netns.CleanupStale(netns.Prefix + "tb"); err != nil {
-		t.Logf("stale namespaces: %v", err)
+	agents, _ := switchAgents(t, "tb", "10.236.0", names...)
+	for i, a := range agents {
+		a.Zone = string(rune('a' + i%3))
+		a.Args = []string{"--bootstrap-expect", "3", "--spares", "1", "--api-token", writeToken}
 	}
-	sw, err := netns.NewSwitch("tbsw", "10.235.0.254", 24)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sw.Close() })
-	var out []*localAgent
-	for i, name := range names {
-		ns, err := netns.New("tb" + name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { killNS(ns); ns.Close() })
-		ip := fmt.Sprintf("10.235.0.%d", i+1)
-		if err := sw.Plug(ns, ip); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, &localAgent{Name: name, IP: ip, Zone: string(rune('a' + i%3)),
-			Args: []string{"--bootstrap-expect", "3", "--spares", "1", "--api-token", writeToken},
-			Wrap: func(bin string, args ...string) *exec.Cmd { return ns.Command(bin, args...) }})
-	}
-	return out
+	return agents
 }
 
-// cli runs the binary; its combined output is returned.
+// runCLI runs the binary without the environment's credentials; its
+// combined output is returned.
 func runCLI(args ...string) (string, error) {
 	cmd := exec.Command(testBin, args...)
 	cmd.Env = append(cmd.Environ(), "LIFEBOAT_CA_FILE=", "LIFEBOAT_API_TOKEN=")
