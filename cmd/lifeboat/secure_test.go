@@ -102,6 +102,28 @@ func TestTrustBoundary(t *testing.T) {
 			t.Fatalf("a lease renewal with the token on the Raft port: %s, want a failed handshake", resp.Status)
 		}
 	})
+	t.Run("what a caller controls is bounded", func(t *testing.T) {
+		c := agents[1].Client()
+		for body, want := range map[string]string{
+			`{"id":"b1","command":["/bin/true"],"checkpoint":{"mode":"criu","interval":"1ns"}}`:       "below the minimum of 1s",
+			`{"id":"b2","command":["/bin/true"],"resources":{"memory_mib":9223372036854775807}}`:      "memory",
+			`{"id":"b3","command":["/bin/true"]} trailing`:                                            "after",
+			`{"id":"b4","command":["/bin/true"],"env":{"K":"` + strings.Repeat("v", 16<<10+1) + `"}}`: "over the limit",
+		} {
+			_, err := c.Submit(ctx, []byte(body), "application/json")
+			var re *api.RemoteError
+			if !errors.As(err, &re) || re.Status != http.StatusBadRequest || !strings.Contains(re.Message, want) {
+				t.Errorf("%.60s…: %v, want 400 saying %q", body, err, want)
+			}
+		}
+		err := c.Do(ctx, http.MethodPost, "/v1/workloads", make([]byte, 2<<20), "application/json", nil)
+		if !errors.Is(err, api.ErrTooLarge) {
+			t.Errorf("a 2 MiB spec: %v, want 413", err)
+		}
+		if ws, err := c.Workloads(ctx); err != nil || len(ws) != 0 {
+			t.Errorf("after the refusals: %d workloads (%v), want none", len(ws), err)
+		}
+	})
 	t.Run("a rogue host of another CA is never a peer", func(t *testing.T) {
 		rogueNeverTakenIn(t, ctx, lc, agents, rogue)
 	})
@@ -111,10 +133,10 @@ func TestTrustBoundary(t *testing.T) {
 }
 
 // trustAgents are agents in namespaces of their own on a switch the test
-// makes (10.236.0.0/24), each with the write token; the namespaces go
+// makes (10.237.0.0/24), each with the write token; the namespaces go
 // when the test ends, with whatever is left in them.
 func trustAgents(t *testing.T, names ...string) []*localAgent {
-	agents, _ := switchAgents(t, "tb", "10.236.0", names...)
+	agents, _ := switchAgents(t, "tb", "10.237.0", names...)
 	for i, a := range agents {
 		a.Zone = string(rune('a' + i%3))
 		a.Args = []string{"--bootstrap-expect", "3", "--spares", "1", "--api-token", writeToken}

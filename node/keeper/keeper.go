@@ -106,6 +106,7 @@ func Run(ctx context.Context, cfg Config) error {
 	t := time.NewTicker(cfg.Tick)
 	defer t.Stop()
 	var frozen map[int]bool
+	seen := false // the state file was read once
 	for {
 		select {
 		case <-ctx.Done():
@@ -117,11 +118,19 @@ func Run(ctx context.Context, cfg Config) error {
 			if cfg.Agent > 0 && !cfg.Alive(cfg.Agent) {
 				return nil // the agent is gone and left nothing to fence
 			}
+			if seen && errors.Is(err, os.ErrNotExist) {
+				// The data dir is gone (removed with its host, or a
+				// test's): nothing is left to say what to fence, and an
+				// agent's PID may since belong to another process.
+				cfg.Logger.Warn("keeper: the state file is gone; exiting", "path", cfg.Path)
+				return nil
+			}
 			if !errors.Is(err, os.ErrNotExist) {
 				cfg.Logger.Warn("keeper: unreadable state", "err", err)
 			}
 			continue // not written yet
 		}
+		seen = true
 		if s.Agent > 0 {
 			cfg.Agent = s.Agent
 		}

@@ -2,14 +2,16 @@ package keeper
 
 import (
 	"context"
-	"github.com/lifeboat/lifeboat/internal/monotime"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lifeboat/lifeboat/internal/monotime"
 )
 
 type fake struct {
@@ -120,5 +122,34 @@ func TestKeeperFreezesWhenTheLeaseRunsOut(t *testing.T) {
 	}
 	if got := f.log(); !slices.Contains(got, "killed 1") || !slices.Contains(got, "killed 2") {
 		t.Fatalf("signals %v, want the groups killed", got)
+	}
+}
+
+// TestKeeperEndsWhenItsStateIsGone: the state file it read is removed
+// (its data dir with it) while the agent's PID still answers (another
+// process may own it now): the keeper exits rather than keep watching.
+func TestKeeperEndsWhenItsStateIsGone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keeper.json")
+	if err := Write(path, State{ValidUntil: monotime.Now().Add(time.Hour), Groups: []int{1}, Agent: 7}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Path: path, Tick: time.Millisecond, Now: monotime.Now, Agent: 7, Logger: slog.New(slog.DiscardHandler),
+		Signal: func(int, syscall.Signal) error { t.Error("signalled a workload"); return nil },
+		Alive:  func(int) bool { return true }}
+	done := make(chan error, 1)
+	go func() { done <- Run(context.Background(), cfg) }()
+	time.Sleep(20 * time.Millisecond) // it reads the state
+	select {
+	case <-done:
+		t.Fatal("the keeper ended while its state was there")
+	default:
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the keeper outlived its state file")
 	}
 }
