@@ -15,6 +15,8 @@ echo "bench: CRIU dump/restore/freeze (median of $N) with the raw criu CLI as ba
 $GO test -run '^$' -bench 'BenchmarkCRIUDumpRestore' -benchtime "${N}x" -timeout 30m ./node/runtime/ | tee -a "$raw" >&2
 echo "bench: checkpoint transfer of 1 GiB over veth: QUIC, TLS/TCP, TCP (median of $N)" >&2
 $GO test -run '^$' -bench 'BenchmarkTransfer' -benchtime 1x -count "$N" -timeout 30m ./transfer/ | tee -a "$raw" >&2
+echo "bench: one peer call, mutual TLS on the Raft port vs plain HTTP (median of $N)" >&2
+$GO test -run '^$' -bench 'BenchmarkPeerCall' -benchtime 2000x -count "$N" ./node/ | tee -a "$raw" >&2
 echo "bench: checkpoint store hashing" >&2
 $GO test -run '^$' -bench 'BenchmarkBuildManifest|BenchmarkVerify' -benchtime 10x ./transfer/ | tee -a "$raw" >&2
 
@@ -127,6 +129,29 @@ criu=$(/usr/local/libexec/lifeboat/criu --version 2>/dev/null | head -1 || echo 
       base = median(mb["tls-tcp/1stream"])
       for (k = 1; k <= n; k++) { s = order[k]; m = median(mb[s])
         printf "| %s | %.0f | %.0f | %s |\n", s, m, median(wire[s]), (base > 0) ? sprintf("%.2f", m / base) : "-" }
+    }' "$raw"
+  echo
+  echo "## Peer calls"
+  echo
+  echo "One call between peers (a lease renewal, answered at once) on loopback: over the Raft port's"
+  echo "mutual TLS as peers make them, on a kept-alive connection and on a new one (a TLS handshake"
+  echo "with ECDSA P-256 certificates each call, the worst case), against the plain HTTP peers spoke"
+  echo "before issue 16. The cutover makes a handful of these."
+  echo
+  echo "| call | µs | ratio to plain HTTP |"
+  echo "|---|---|---|"
+  awk '
+    function median(list,   a, n, i, j, t) { n = split(list, a, " "); for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+      return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+    /^BenchmarkPeerCall\// {
+      name = $1; sub(/^BenchmarkPeerCall\//, "", name); sub(/-[0-9]+$/, "", name)
+      ns[name] = ns[name] " " $3
+      if (!(name in seen)) { seen[name] = 1; order[++n] = name }
+    }
+    END {
+      base = median(ns["plain-http"])
+      for (k = 1; k <= n; k++) { s = order[k]; m = median(ns[s])
+        printf "| %s | %.0f | %s |\n", s, m / 1000, (base > 0) ? sprintf("%.2f", m / base) : "-" }
     }' "$raw"
   echo
   echo "## Notice detection"

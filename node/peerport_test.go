@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -92,4 +94,56 @@ func tlsAs(id, server *transfer.Identity) *tls.Config {
 		tc.Certificates = []tls.Certificate{id.Cert}
 	}
 	return tc
+}
+
+// BenchmarkPeerCall measures one peer call (a lease renewal, answered at
+// once) as the cutover makes them: over the Raft port's mutual TLS on
+// kept-alive connections, against the plain HTTP the peers spoke before,
+// on loopback.
+func BenchmarkPeerCall(b *testing.B) {
+	ca, _ := transfer.NewCA("bench", time.Now())
+	n1, _ := ca.Issue("n1", transfer.RolePeer, time.Now())
+	n2, _ := ca.Issue("n2", transfer.RolePeer, time.Now())
+	h := peer.NewHandler(leaseOnly{}, peer.Options{Name: "n1"})
+	ctx := context.Background()
+	run := func(b *testing.B, c *peer.Client, addr string) {
+		for b.Loop() {
+			if _, err := c.Lease(ctx, addr, peer.LeaseRequest{Node: "n2"}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("mtls", func(b *testing.B) {
+		layer, peerLn, err := newTLSStreamLayer("127.0.0.1:0", nil, n1, slog.New(slog.DiscardHandler))
+		if err != nil {
+			b.Fatal(err)
+		}
+		srv := &http.Server{Handler: h, ConnContext: peer.ConnContext}
+		go srv.Serve(peerLn)
+		defer func() { srv.Close(); layer.Close() }()
+		addr := layer.Listener.Addr().String()
+		b.Run("kept-alive", func(b *testing.B) { run(b, newPeerClient(nil, n2), addr) })
+		b.Run("new-connection", func(b *testing.B) { // the handshake every call: the worst case
+			tr := peer.Transport(n2.ClientTLS(peer.ALPN, ""), (&net.Dialer{}).DialContext)
+			tr.DisableKeepAlives = true
+			run(b, peer.NewClient(&http.Client{Transport: tr}, certName), addr)
+		})
+	})
+	b.Run("plain-http", func(b *testing.B) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h.ServeHTTP(w, r.WithContext(peer.WithCaller(r.Context(), "n2")))
+		}))
+		defer srv.Close()
+		plain := &http.Client{Transport: plainHTTP{&http.Transport{MaxIdleConnsPerHost: 4}}}
+		run(b, peer.NewClient(plain, nil), strings.TrimPrefix(srv.URL, "http://"))
+	})
+}
+
+// plainHTTP sends an https:// request as plain HTTP: the peers' old wire.
+type plainHTTP struct{ rt http.RoundTripper }
+
+func (p plainHTTP) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.URL.Scheme = "http"
+	return p.rt.RoundTrip(r)
 }
