@@ -381,7 +381,7 @@ func (mc *massCluster) submit(ids []string, prio map[string]string) {
 	var peers []*api.Client
 	for _, name := range mc.names {
 		if name != mc.doomed {
-			peers = append(peers, envClient("https://" + mc.ip[name] + ":7949"))
+			peers = append(peers, envClient("https://"+mc.ip[name]+":7949"))
 		}
 	}
 	begin := time.Now()

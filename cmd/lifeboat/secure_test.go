@@ -107,7 +107,7 @@ func TestTrustBoundary(t *testing.T) {
 		for body, want := range map[string]string{
 			`{"id":"b1","command":["/bin/true"],"checkpoint":{"mode":"criu","interval":"1ns"}}`:       "below the minimum of 1s",
 			`{"id":"b2","command":["/bin/true"],"resources":{"memory_mib":9223372036854775807}}`:      "memory",
-			`{"id":"b3","command":["/bin/true"]} trailing`:                                            "after",
+			`{"id":"b3","command":["/bin/true"]} trailing`:                                            "followed by more data",
 			`{"id":"b4","command":["/bin/true"],"env":{"K":"` + strings.Repeat("v", 16<<10+1) + `"}}`: "over the limit",
 		} {
 			_, err := c.Submit(ctx, []byte(body), "application/json")
