@@ -153,13 +153,8 @@ func (af *agentFlags) toConfig() (node.Config, error) {
 		return c, err
 	}
 	c.Checkpointers = cks
-	tlsDir := af.tlsDir
-	if tlsDir == "" {
-		tlsDir = filepath.Join(c.DataDir, "tls")
-	}
-	id, tlsErr := transfer.LoadIdentity(tlsDir, time.Now())
-	c.TLS = id
-	if c.CAFile, err = filepath.Abs(filepath.Join(tlsDir, transfer.CACertFile)); err != nil {
+	tlsDir, tlsErr, err := af.loadTLS(&c)
+	if err != nil {
 		return c, err
 	}
 	if err := c.Validate(); err != nil {
@@ -169,6 +164,19 @@ func (af *agentFlags) toConfig() (node.Config, error) {
 		return c, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	return c, gossipKeyring(&c, tlsDir)
+}
+
+// loadTLS reads the node's certificate from --tls-dir (default
+// DATA_DIR/tls) into c; a certificate that does not load is tlsErr, for
+// the message of the refusal Validate then makes.
+func (af *agentFlags) loadTLS(c *node.Config) (tlsDir string, tlsErr, err error) {
+	tlsDir = af.tlsDir
+	if tlsDir == "" {
+		tlsDir = filepath.Join(c.DataDir, "tls")
+	}
+	c.TLS, tlsErr = transfer.LoadIdentity(tlsDir, time.Now())
+	c.CAFile, err = filepath.Abs(filepath.Join(tlsDir, transfer.CACertFile))
+	return tlsDir, tlsErr, err
 }
 
 // watchCloud starts listening to the cloud's metadata service (never on a

@@ -97,6 +97,24 @@ func DefaultConfig(path string) Config {
 		Agent:  os.Getppid(), Logger: slog.Default()}
 }
 
+// unreadable reports whether a keeper whose state file could not be read
+// should end: when the agent is gone and left nothing to fence, or when
+// the file it read once is gone (its data dir removed with its host, or
+// a test's): nothing is left to say what to fence, and the agent's PID
+// may since belong to another process.
+func unreadable(cfg Config, err error, seen bool) bool {
+	switch {
+	case cfg.Agent > 0 && !cfg.Alive(cfg.Agent):
+		return true
+	case seen && errors.Is(err, os.ErrNotExist):
+		cfg.Logger.Warn("keeper: the state file is gone; exiting", "path", cfg.Path)
+		return true
+	case !errors.Is(err, os.ErrNotExist):
+		cfg.Logger.Warn("keeper: unreadable state", "err", err)
+	}
+	return false
+}
+
 // Run keeps the fence until ctx ends or the agent is gone and its
 // workloads are dealt with.
 func Run(ctx context.Context, cfg Config) error {
@@ -115,18 +133,8 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		s, err := Read(cfg.Path)
 		if err != nil {
-			if cfg.Agent > 0 && !cfg.Alive(cfg.Agent) {
-				return nil // the agent is gone and left nothing to fence
-			}
-			if seen && errors.Is(err, os.ErrNotExist) {
-				// The data dir is gone (removed with its host, or a
-				// test's): nothing is left to say what to fence, and an
-				// agent's PID may since belong to another process.
-				cfg.Logger.Warn("keeper: the state file is gone; exiting", "path", cfg.Path)
+			if unreadable(cfg, err, seen) {
 				return nil
-			}
-			if !errors.Is(err, os.ErrNotExist) {
-				cfg.Logger.Warn("keeper: unreadable state", "err", err)
 			}
 			continue // not written yet
 		}
