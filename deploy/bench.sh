@@ -11,6 +11,12 @@ out=docs/BENCHMARKS.md
 raw=$(mktemp)
 trap 'rm -f "$raw"' EXIT
 
+# AWK_MEDIAN is the median of a space-separated list, for every section's awk.
+AWK_MEDIAN='
+    function median(list,   a, n, i, j, t) { n = split(list, a, " "); for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+      return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+'
+
 echo "bench: CRIU dump/restore/freeze (median of $N) with the raw criu CLI as baseline" >&2
 $GO test -run '^$' -bench 'BenchmarkCRIUDumpRestore' -benchtime "${N}x" -timeout 30m ./node/runtime/ | tee -a "$raw" >&2
 echo "bench: checkpoint transfer of 1 GiB over veth: QUIC, TLS/TCP, TCP (median of $N)" >&2
@@ -52,9 +58,7 @@ cutover_section() {
   echo
   echo "| memory | final checkpoint | cutover gap | stall | p99 | max | failed | 503s | move (migrate call) | criu CLI freeze | cutover gap ÷ freeze |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|"
-  awk '
-    function median(list,   a, n, i, j, t) { n = split(list, a, " "); for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
-      return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+  awk "$AWK_MEDIAN"'
     /^BenchmarkCRIUDumpRestore\/[^\/]+\/criu-cli/ {
       split($1, p, "/"); for (i = 3; i < NF; i++) if ($(i+1) == "ms/freeze") freeze[p[2]] = $i
     }
@@ -117,9 +121,7 @@ criu=$(/usr/local/libexec/lifeboat/criu --version 2>/dev/null | head -1 || echo 
   echo
   echo "| transport | MB/s | wire MB/s | ratio to TLS/TCP 1 stream |"
   echo "|---|---|---|---|"
-  awk '
-    function median(list,   a, n, i, j, t) { n = split(list, a, " "); for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
-      return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+  awk "$AWK_MEDIAN"'
     /^BenchmarkTransfer\// {
       name = $1; sub(/^BenchmarkTransfer\//, "", name); sub(/-[0-9]+$/, "", name)
       for (i = 3; i < NF; i++) { if ($(i+1) == "MB/s") mb[name] = mb[name] " " $i; if ($(i+1) == "wire-MB/s") wire[name] = wire[name] " " $i }
@@ -140,9 +142,7 @@ criu=$(/usr/local/libexec/lifeboat/criu --version 2>/dev/null | head -1 || echo 
   echo
   echo "| call | µs | ratio to plain HTTP |"
   echo "|---|---|---|"
-  awk '
-    function median(list,   a, n, i, j, t) { n = split(list, a, " "); for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
-      return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+  awk "$AWK_MEDIAN"'
     /^BenchmarkPeerCall\// {
       name = $1; sub(/^BenchmarkPeerCall\//, "", name); sub(/-[0-9]+$/, "", name)
       ns[name] = ns[name] " " $3
