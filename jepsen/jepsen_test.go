@@ -198,7 +198,14 @@ func runScenario(t *testing.T, sc scenario, bin, counter, out string, seed uint6
 		if err := nemesis.Run(ctx, c, once, rand.New(rand.NewPCG(seed, 8)), hist, time.Now().Add(12*time.Second)); err != nil {
 			t.Errorf("healing: %v", err)
 		}
-		time.Sleep(3 * time.Second) // for the stale writer to try the old epoch
+		// The stale writer tries the old epoch once the probes see the
+		// new one served; the new holder may take a few seconds to serve
+		// (or be the next one isolated). Wait for it, bounded.
+		for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+			if ops, _ := hist.Snapshot(); fenceExercised(ops, false).Pass {
+				break
+			}
+		}
 	}
 	healed := hist.Since(time.Now())
 	rec := observeRecovery(ctx, c, workloads, hist, healed)
