@@ -18,12 +18,11 @@ import (
 // apiAuth is who may call the admin API: the tokens, a client certificate
 // of the cluster CA, and the key of the workloads' own tokens.
 func (n *Node) apiAuth() api.Auth {
-	a := api.Auth{Write: n.cfg.APIToken, Read: n.cfg.APIReadToken, WorkloadKey: n.workloadKey(),
+	return api.Auth{Write: n.cfg.APIToken, Read: n.cfg.APIReadToken, WorkloadKey: n.workloadKey(),
 		ClientCert: func(r *http.Request) bool {
 			_, ok := transfer.ClientRole(r.TLS)
 			return ok
 		}}
-	return a
 }
 
 // workloadKey keys the workloads' results tokens: the same on every peer,

@@ -38,27 +38,6 @@ type localAgent struct {
 // URL is the agent's admin API.
 func (a *localAgent) URL() string { return "https://" + a.IP + ":7949" }
 
-// Client is an admin API client of the agent with the credentials of the
-// environment (localCluster.useCredentials sets them).
-func (a *localAgent) Client() *api.Client { return envClient(a.URL()) }
-
-// tokenClient is envClient with another bearer token ("": none).
-func tokenClient(url, token string) *api.Client {
-	c := envClient(url)
-	c.Token = token
-	return c
-}
-
-// envClient is an admin API client of url with the environment's
-// credentials, as the CLI would make it.
-func envClient(url string) *api.Client {
-	c, err := credentialsFromEnv().client(url)
-	if err != nil {
-		panic(fmt.Sprintf("admin API client of %s: %v", url, err)) // a bad URL or CA file: a bug of the caller
-	}
-	return c
-}
-
 // localCluster runs agents of one binary as child processes, each on its
 // own loopback address with the default ports, its data dir and log file
 // under dir. The demo and the process-level tests use it.
@@ -197,16 +176,6 @@ func (lc *localCluster) issueClient(name string) (string, error) {
 	}
 	out := filepath.Join(lc.dir, name)
 	return out, id.Save(out)
-}
-
-// agentNamed is the cluster's agent called name, or nil.
-func (lc *localCluster) agentNamed(name string) *localAgent {
-	for _, a := range lc.agents {
-		if a.Name == name {
-			return a
-		}
-	}
-	return nil
 }
 
 func containsAgent(list []*localAgent, a *localAgent) bool {

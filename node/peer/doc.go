@@ -9,13 +9,12 @@
 // Every endpoint has one request type, one strict decoder (a size limit,
 // no unknown fields, no trailing data, validated fields; its errors wrap
 // api.ErrBadRequest and name the endpoint and the field) and, where it
-// answers, one answer type. Register mounts the server side on an
-// api.Server over a Handler the node implements; Client is the calling
-// side.
+// answers, one answer type. NewHandler is the server side over a Handler
+// the node implements; Client is the calling side.
 //
-// Transport security lives in one place: NewClient takes the
-// *http.Client and the token every call between peers uses (today plain
-// HTTP with the cluster's API token). Mutual TLS between peers (issue 16)
-// swaps that client, and the scheme it dials, in NewClient and nowhere
-// else.
+// Transport security: the endpoints share the Raft port over mutual TLS
+// with peer certificates (ALPN); the transport names the verified caller
+// (WithCaller, Caller), and every request without one is refused. The
+// operator's token opens none of them. Transport builds the client side,
+// NewClient takes it.
 package peer
